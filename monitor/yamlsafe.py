@@ -1,0 +1,124 @@
+"""Safe YAML for files people write: no aliases, no duplicate keys, and line numbers kept.
+
+PyYAML's ``safe_load`` already refuses arbitrary objects, but it expands
+aliases (an "alias bomb" of nested anchors grows exponentially) and silently
+keeps the last of two duplicate keys (a rule that quietly loses its query).
+Both are refused here. Every mapping key and sequence item also gets its
+1-based line and column, so validation errors can point at the exact spot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitor.errors import Problem
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDoc:
+    """A loaded document plus where each value came from."""
+
+    source: str
+    data: Any
+    marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+
+    def line_of(self, path: KeyPath) -> tuple[int | None, int | None]:
+        """The closest known position for ``path`` (walks up to the nearest parent)."""
+        p = tuple(path)
+        while True:
+            if p in self.marks:
+                return self.marks[p]
+            if not p:
+                return (None, None)
+            p = p[:-1]
+
+    def problem(self, path: KeyPath, reason: str) -> Problem:
+        line, col = self.line_of(path)
+        return Problem(self.source, format_path(path), reason, line, col)
+
+
+def format_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class YamlError(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _construct(node: yaml.Node, path: KeyPath, doc: YamlDoc, anchors: set[int]) -> Any:
+    doc.marks[path] = _mark(node)
+    if id(node) in anchors:
+        line, col = _mark(node)
+        raise YamlError(Problem(doc.source, format_path(path),
+                                "YAML aliases (*name) are not allowed", line, col))
+    anchors.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                line, col = _mark(key_node)
+                raise YamlError(Problem(doc.source, format_path(path),
+                                        "YAML merge keys (<<) are not allowed", line, col))
+            key = _construct(key_node, (*path, "<key>"), doc, anchors)
+            doc.marks.pop((*path, "<key>"), None)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                line, col = _mark(key_node)
+                raise YamlError(Problem(doc.source, format_path(path),
+                                        "mapping keys must be plain scalars", line, col))
+            skey = str(key)
+            if skey in out:
+                line, col = _mark(key_node)
+                raise YamlError(Problem(doc.source, format_path((*path, skey)),
+                                        f"duplicate key {skey!r}", line, col))
+            out[skey] = _construct(value_node, (*path, skey), doc, anchors)
+            doc.marks[(*path, skey)] = _mark(key_node)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*path, i), doc, anchors) for i, item in enumerate(node.value)]
+    constructor = yaml.SafeLoader("")
+    try:
+        return constructor.construct_object(node, deep=True)
+    finally:
+        constructor.dispose()
+
+
+def load_yaml(text: str, source: str) -> YamlDoc:
+    """Parse one YAML document safely. Raises YamlError with file, line and reason."""
+    doc = YamlDoc(source=source, data=None)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        reason = f"invalid YAML: {e.problem or e.context or e}"
+        raise YamlError(Problem(source, "", reason, line, col)) from e
+    except yaml.YAMLError as e:
+        raise YamlError(Problem(source, "", f"invalid YAML: {e}")) from e
+    if node is None:
+        return doc
+    doc.data = _construct(node, (), doc, set())
+    return doc
+
+
+def load_yaml_file(path: Path) -> YamlDoc:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise YamlError(Problem(str(path), "", f"cannot read file: {e}")) from e
+    return load_yaml(text, str(path))
