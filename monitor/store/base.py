@@ -1,0 +1,170 @@
+"""The one storage contract both back ends (SQLite, Redis) fulfil.
+
+Everything that must survive a restart lives behind this protocol: per-feed
+polling state, seen-article keys, stories, and the alert outbox. The service
+never talks to sqlite3 or redis directly.
+
+Multi-instance safety (Redis back end; SQLite is one process):
+
+* ``claim_due`` is atomic: a claimed feed's ``next_check`` is pushed forward by
+  the lease, so no other instance takes it until the lease runs out (a crashed
+  instance's feeds come back by themselves).
+* ``commit_article`` is atomic: the article's seen-keys, its story and its
+  alerts are written together or not at all, and it refuses (returns False)
+  when any seen-key already exists, so two instances never both alert on it.
+* Clustering is not one store operation: each instance decides in its own
+  in-memory story index. So a ``shared`` store offers a lease
+  (``exclusive("stories", ttl)``) for the decide-and-commit section and a change
+  feed of members (``members_after``) to catch the index up first; commits made
+  inside the lease are refused (StoreError) once the lease was lost. Together
+  they make two instances put two reports of one story into one story.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from monitor.models import FeedState, Story
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """An alert waiting for one sink. ``payload`` is the JSON text the sink sends."""
+
+    alert_id: str
+    sink: str
+    payload: str
+    created_at: datetime
+    attempts: int = 0
+    next_attempt: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class StoryMember:
+    """One article's clustering features, kept so the story index survives a restart.
+
+    ``features`` is an opaque JSON text owned by ``monitor.stories``.
+    """
+
+    story_id: str
+    article_key: str
+    seen_at: datetime
+    features: str
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Async storage contract. All datetimes are UTC-aware."""
+
+    async def open(self) -> None:
+        """Connect and create what is missing (tables, scripts). Raises StoreError."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the back end answers now; never raises."""
+
+    # -- feeds -------------------------------------------------------------
+    async def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
+        """Register listed feeds (new ones due at ``now``); unlisted ones are no longer claimed."""
+
+    async def get_feed_state(self, url: str) -> FeedState | None: ...
+
+    async def all_feed_states(self) -> list[FeedState]:
+        """Every listed feed's state, for ``news-monitor feeds`` and metrics."""
+
+    async def save_feed_state(self, state: FeedState) -> None:
+        """Write state after a poll; ``state.next_check`` also releases the claim."""
+
+    async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[FeedState]:
+        """Atomically take up to ``limit`` listed feeds due at ``now``, earliest first."""
+
+    async def release_claims(self) -> int:
+        """Hand back claims a dead poller left; returns how many.
+
+        Only a caller that knows no other poller is alive may call it: the embedded
+        store's one daemon, under its lock file. Without it a ``kill -9`` mid-poll
+        would keep that feed unpolled for a whole lease. A shared store returns 0:
+        other instances may be polling, so its claims run out with their lease.
+        """
+
+    # -- seen keys ---------------------------------------------------------
+    async def seen_any(self, keys: Sequence[Sequence[str]]) -> list[bool]:
+        """For each group of keys: True when any of them was seen before. Read-only."""
+
+    # -- stories -----------------------------------------------------------
+    async def commit_article(
+        self,
+        seen_keys: Sequence[str],
+        story: Story,
+        member: StoryMember | None,
+        outbox: Sequence[OutboxItem],
+        now: datetime,
+        seen_ttl_seconds: float,
+    ) -> bool:
+        """Atomically mark keys seen, upsert the story, add the member and enqueue alerts.
+
+        Returns False and writes nothing when any key was already seen.
+        """
+
+    async def save_story(self, story: Story, outbox: Sequence[OutboxItem]) -> None:
+        """Atomically upsert a story and enqueue alerts about it (held-back updates)."""
+
+    async def get_story(self, story_id: str) -> Story | None: ...
+
+    async def recent_members(self, since: datetime) -> list[StoryMember]:
+        """Members seen at or after ``since``, oldest first: rebuilds the story index."""
+
+    async def recent_stories(self, since: datetime) -> list[Story]:
+        """Stories whose ``last_seen`` is at or after ``since``."""
+
+    async def expire(self, before: datetime) -> int:
+        """Drop stories and members last seen before ``before``; returns stories dropped."""
+
+    # -- sharing stories between instances --------------------------------
+    @property
+    def shared(self) -> bool:
+        """True when other instances may write the same stories (Redis), False for SQLite."""
+
+    async def members_after(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[StoryMember], str]:
+        """Up to ``limit`` members committed after ``cursor``, in commit order, and the next cursor.
+
+        ``cursor`` is an opaque string from an earlier call, None for the start. A
+        member committed again (same story and key) moves to the end. Expired members
+        are gone from the feed as from ``recent_members``. With nothing new, the
+        returned cursor is the one given.
+        """
+
+    def exclusive(
+        self, name: str, ttl_seconds: float, *, wait_seconds: float = 30.0
+    ) -> AbstractAsyncContextManager[None]:
+        """``async with``: hold the lease ``name`` against every instance of this store.
+
+        A holder that dies frees it after ``ttl_seconds``; a waiter gives up with
+        StoreError naming the lease after ``wait_seconds``. Not reentrant.
+        """
+
+    # -- outbox ------------------------------------------------------------
+    async def outbox_put(self, items: Iterable[OutboxItem]) -> None:
+        """Enqueue alerts outside an article commit; idempotent per (alert_id, sink)."""
+
+    async def outbox_due(self, sink: str, now: datetime, limit: int) -> list[OutboxItem]:
+        """Items for ``sink`` whose ``next_attempt`` is unset or not after ``now``, oldest first."""
+
+    async def outbox_done(self, sink: str, alert_id: str) -> None:
+        """The sink took the alert: remove it from that sink's queue."""
+
+    async def outbox_retry(
+        self, sink: str, alert_id: str, next_attempt: datetime, error: str
+    ) -> None:
+        """The sink failed: count the attempt, remember why, try again at ``next_attempt``."""
+
+    async def outbox_depth(self) -> dict[str, int]:
+        """Pending items per sink."""

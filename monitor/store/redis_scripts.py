@@ -1,0 +1,161 @@
+"""Lua scripts that make the Redis store's multi-step operations atomic.
+
+Redis runs a script without interleaving any other client's command, so several
+daemon instances sharing one Redis can claim feeds and commit articles without
+locks. Each script receives every key it touches in ``KEYS`` (names come from
+``keys.py``) and every time as integer microseconds.
+
+A script is not rolled back if a command in it fails half-way; ours only fail on a
+key of the wrong type (someone else's data under our prefix), which the store
+reports as ``StoreError``.
+"""
+
+from __future__ import annotations
+
+# Shared by commit_article and outbox_put. Per item: KEYS queue, item;
+# ARGV sink, alert_id, due, nfields, field, value, ... An item already queued is
+# left alone, so a put is idempotent per (alert_id, sink) and keeps its attempts.
+_PUT_ITEMS = """
+local function put_items(sinks_key, key_at, arg_at, n_items)
+  for _ = 1, n_items do
+    local queue, item = KEYS[key_at], KEYS[key_at + 1]
+    local sink, alert_id, due = ARGV[arg_at], ARGV[arg_at + 1], ARGV[arg_at + 2]
+    local nfields = tonumber(ARGV[arg_at + 3])
+    if redis.call('EXISTS', item) == 0 then
+      redis.call('HSET', item, unpack(ARGV, arg_at + 4, arg_at + 3 + 2 * nfields))
+      redis.call('ZADD', queue, due, alert_id)
+      redis.call('SADD', sinks_key, sink)
+    end
+    key_at = key_at + 2
+    arg_at = arg_at + 4 + 2 * nfields
+  end
+end
+"""
+
+# KEYS: due zset, state hash. ARGV: now, lease_end, limit.
+# Returns url, state JSON ('' when none), url, state, ... earliest due first.
+CLAIM_DUE = """
+local urls = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, url in ipairs(urls) do
+  redis.call('ZADD', KEYS[1], ARGV[2], url)
+  out[#out + 1] = url
+  out[#out + 1] = redis.call('HGET', KEYS[2], url) or ''
+end
+return out
+"""
+
+# KEYS: due zset, state hash. ARGV: now, then url, default state JSON, ...
+# Unlisted feeds leave the due set (their state stays); new or re-listed ones are due now.
+SYNC_FEEDS = """
+local listed = {}
+for i = 2, #ARGV, 2 do listed[ARGV[i]] = true end
+for _, url in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if not listed[url] then redis.call('ZREM', KEYS[1], url) end
+end
+for i = 2, #ARGV, 2 do
+  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
+end
+return 0
+"""
+
+# KEYS: stories zset, stories hash, members zset, members hash, outbox sinks set,
+#       members seq zset, members counter, seen keys (nseen), then queue, item per
+#       outbox item, then the lease key when fenced.
+# ARGV: nseen, ttl_ms (0: no expiry), story_id, story_score, story_json,
+#       member_id ('' when none), member_score, member_json, n_items, items...,
+#       lease token ('' when not fenced).
+# Returns 0 (nothing written) when any seen key exists, -1 (nothing written) when the
+# lease named by the token is no longer held by it, else 1.
+# A member gets the next sequence number (a re-added one moves to the end), so the
+# members seq zset is the change feed ``members_after`` reads in commit order.
+COMMIT_ARTICLE = _PUT_ITEMS + """
+local fence = ARGV[#ARGV]
+if fence ~= '' and redis.call('GET', KEYS[#KEYS]) ~= fence then return -1 end
+local nseen = tonumber(ARGV[1])
+for i = 8, 7 + nseen do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+local ttl = tonumber(ARGV[2])
+for i = 8, 7 + nseen do
+  if ttl > 0 then
+    redis.call('SET', KEYS[i], '1', 'PX', ttl)
+  else
+    redis.call('SET', KEYS[i], '1')
+  end
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
+if ARGV[6] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+  redis.call('HSET', KEYS[4], ARGV[6], ARGV[8])
+  redis.call('ZADD', KEYS[6], redis.call('INCR', KEYS[7]), ARGV[6])
+end
+put_items(KEYS[5], 8 + nseen, 10, tonumber(ARGV[9]))
+return 1
+"""
+
+# KEYS: members seq zset, members hash. ARGV: cursor (exclusive), limit.
+# Returns the last sequence number read (the cursor when none), then seq, member
+# JSON, ... in commit order. A member expired meanwhile is passed over.
+MEMBERS_AFTER = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES',
+                       'LIMIT', 0, tonumber(ARGV[2]))
+local out = {ARGV[1]}
+for i = 1, #ids, 2 do
+  out[1] = ids[i + 1]
+  local data = redis.call('HGET', KEYS[2], ids[i])
+  if data then
+    out[#out + 1] = ids[i + 1]
+    out[#out + 1] = data
+  end
+end
+return out
+"""
+
+# KEYS: the lease key. ARGV: the holder's token.
+# Deletes the lease only while it still holds that token: a holder whose lease ran
+# out (and was taken by another instance) cannot release the new holder's lease.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS: outbox sinks set, then queue, item per item. ARGV: n_items, items...
+OUTBOX_PUT = _PUT_ITEMS + """
+put_items(KEYS[1], 2, 2, tonumber(ARGV[1]))
+return 0
+"""
+
+# KEYS: queue, item. ARGV: alert_id, due, next_attempt text, error.
+# A retry for an item already done is ignored rather than resurrecting half an item.
+OUTBOX_RETRY = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+redis.call('HSET', KEYS[2], 'next_attempt', ARGV[3], 'last_error', ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS: stories zset, stories hash, members zset, members hash, members seq zset.
+# ARGV: cutoff (exclusive). Returns the number of stories dropped.
+EXPIRE = """
+local function drop(zkey, hkey, cutoff, also)
+  local ids = redis.call('ZRANGEBYSCORE', zkey, '-inf', '(' .. cutoff)
+  for i = 1, #ids, 1000 do
+    local chunk = {unpack(ids, i, math.min(i + 999, #ids))}
+    redis.call('HDEL', hkey, unpack(chunk))
+    if also then redis.call('ZREM', also, unpack(chunk)) end
+  end
+  redis.call('ZREMRANGEBYSCORE', zkey, '-inf', '(' .. cutoff)
+  return #ids
+end
+local n = drop(KEYS[1], KEYS[2], ARGV[1], nil)
+drop(KEYS[3], KEYS[4], ARGV[1], KEYS[5])
+return n
+"""
