@@ -1,0 +1,495 @@
+"""Online story clustering: which story does this article belong to? Pure, no I/O.
+
+Every article, matching a rule or not, is placed into a story within a sliding
+window. ``place`` decides without changing anything; ``add`` commits the decision
+(the service calls it once the store accepted the article). A placement says why:
+how it joined (``method``), its similarity and the terms it shares with the story.
+
+Decision, in order:
+
+1. ``same-article``: its key is already a member (a replayed or re-placed article).
+2. ``near-duplicate``: a member's MinHash fingerprint (``fingerprint.py``) has
+   estimated Jaccard >= ``duplicate_threshold`` over word 3-grams: wire copy,
+   edited headlines, republished copies.
+3. ``similar``: the score between the article and a story is >= ``join_threshold``
+   and they share >= ``min_shared_terms`` profile terms. The score is the cosine
+   of their profiles, plus ``agree_bonus`` for each kind of event particular
+   (year, weekday, month, count; ``particulars.py``) on which the article agrees
+   with two thirds of the story's members, minus ``conflict_penalty`` for each
+   kind where none of the article's values occurs in the story at all. Names
+   and theme words say *what*; particulars say *which time*, which is what
+   separates the same protagonists' two events (the same coach fired, then
+   hired; the same navy's two anti-piracy actions).
+   The profile is the article's ``profile_terms`` strongest terms by
+   weight × IDF (``text.py`` weights names, places, numbers, quotes and title
+   words up), IDF learnt online over the window's members. A story's profile is
+   the sum of its members' profiles, cut to its ``story_terms`` strongest terms
+   (kept implicit: the integer sums, the cut value and the norm, so a change
+   costs one sort of plain ints, not a rebuilt dict).
+   Candidate stories come from an inverted index over each story's
+   ``INDEXED_TERMS`` strongest terms, queried with the article's
+   ``QUERY_TERMS`` strongest: no all-pairs comparison.
+4. otherwise ``new``: a story whose id is ``"s_"`` + a digest of the article key,
+   so a replay of the same input gives the same ids.
+
+=========================  =======  ==================================================
+setting (``StoryConfig``)  default  why
+=========================  =======  ==================================================
+``window``                 72 h     stories older than this are closed and forgotten
+``join_threshold``         0.35     score; tuned on ECB+ topics 1-22 (docs/STORIES.md)
+``agree_bonus``            0.05     per kind of particular the story agrees on
+``conflict_penalty``       0.10     per kind of particular the story contradicts
+``min_shared_terms``       2        one shared name is a theme, not an event
+``duplicate_threshold``    0.5      MinHash Jaccard over 3-grams: copy, not rewrite
+``profile_terms``          40       distinctive terms kept per article
+``story_terms``            80       terms kept per story profile
+``candidates``             24       stories fully scored per article
+=========================  =======  ==================================================
+
+Memory is bounded by the window: ``add`` forgets members seen before
+``seen_at - window`` (and stories left without members); ``expire`` does the same
+on demand. Ties are broken by story id so that decisions never depend on dict order.
+
+Cost, measured (``bench/stories.py``, docs/STORIES.md): removing an expired member
+costs about as much as adding one (document frequencies of its 192 first terms,
+16 LSH buckets, the story's sums and a profile refresh), which is why the steady
+state is slower than filling the window; garbage collection plays no part (a few
+generation-0 collections per thousand articles once the window is full).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import zlib
+from array import array
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.models import Article
+from monitor.store.base import StoryMember
+from monitor.stories import fingerprint
+from monitor.stories.features import SCALE, Features
+from monitor.stories.particulars import evidence
+from monitor.stories.text import extract
+
+Method = Literal["new", "same-article", "near-duplicate", "similar"]
+
+QUERY_TERMS = 20
+INDEXED_TERMS = 16
+MAX_DF_TERMS = 192
+SHARED_SHOWN = 8
+TERM_CACHE_MAX = 500_000
+DF_BITS = 22            # 4M buckets x 4 bytes = 16 MB, whatever the window
+DF_MASK = (1 << DF_BITS) - 1
+AGREE_SHARE = 2 / 3   # of a story's members mentioning a kind, to count as agreement
+
+
+@dataclass(frozen=True)
+class StoryConfig:
+    """Clustering settings; see the table in the module docstring."""
+
+    window: timedelta = timedelta(hours=72)
+    join_threshold: float = 0.35
+    min_shared_terms: int = 2
+    duplicate_threshold: float = 0.5
+    profile_terms: int = 40
+    story_terms: int = 80
+    candidates: int = 24
+    agree_bonus: float = 0.05
+    conflict_penalty: float = 0.10
+
+    def __post_init__(self) -> None:
+        if self.window <= timedelta(0):
+            raise ValueError("story window must be positive")
+        if not 0.0 < self.join_threshold <= 1.0:
+            raise ValueError("join_threshold must be in (0, 1]")
+        if not 0.0 < self.duplicate_threshold <= 1.0:
+            raise ValueError("duplicate_threshold must be in (0, 1]")
+        if self.agree_bonus < 0 or self.conflict_penalty < 0:
+            raise ValueError("agree_bonus and conflict_penalty must be >= 0")
+        if self.profile_terms < 1 or self.story_terms < 1 or self.candidates < 1:
+            raise ValueError("profile_terms, story_terms and candidates must be >= 1")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The decision for one article: which story, how, and why."""
+
+    article_key: str
+    story_id: str
+    is_new: bool
+    similarity: float | None
+    shared_terms: tuple[str, ...]
+    features: str
+    method: Method
+    seen_at: datetime
+    matched_key: str | None = None   # the member it duplicates (near-duplicate only)
+    language: str = ""
+    parsed: Features | None = field(default=None, repr=False, compare=False)
+
+    def member(self) -> StoryMember:
+        """What the store keeps so that ``StoryIndex.restore`` can rebuild this decision."""
+        return StoryMember(story_id=self.story_id, article_key=self.article_key,
+                           seen_at=self.seen_at, features=self.features)
+
+
+def story_id_for(article_key: str) -> str:
+    """Deterministic story id: replays and restarts agree on it."""
+    return "s_" + hashlib.blake2b(article_key.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _bucket_counts(df_hashes: bytes) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+    """The df-table buckets of a member's terms, each with how many of its terms fall in it.
+
+    Two terms can share a bucket; ``np.unique`` counts them (``table[b] += 1`` would
+    count them once, and ``np.add.at`` is ~10x slower for this size).
+    """
+    buckets, counts = np.unique(np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK),
+                                return_counts=True)
+    return buckets, counts.astype(np.uint32)
+
+
+def _decrement(counts: dict[str, int], keys: Iterable[str]) -> None:
+    for k in keys:
+        n = counts.get(k, 0) - 1
+        if n > 0:
+            counts[k] = n
+        else:
+            counts.pop(k, None)
+
+
+class _Story:
+    __slots__ = ("cut", "first_seen", "id", "indexed", "kinds", "last_seen", "marks",
+                 "members", "norm", "sums")
+
+    def __init__(self, story_id: str, seen_at: datetime) -> None:
+        self.id = story_id
+        self.members: dict[str, Features] = {}
+        self.sums: dict[str, int] = {}
+        # The profile is implicit: the terms of ``sums`` >= ``cut`` (the story's
+        # ``story_terms`` strongest, ties included), divided by ``norm``.
+        self.cut = 0
+        self.norm = 1.0
+        self.indexed: tuple[str, ...] = ()
+        self.marks: dict[str, int] = {}    # members holding each particular
+        self.kinds: dict[str, int] = {}    # members mentioning each kind of particular
+        self.first_seen = seen_at
+        self.last_seen = seen_at
+
+
+class StoryIndex:
+    """The window's stories, with the indexes that find the right one for an article."""
+
+    def __init__(self, config: StoryConfig | None = None) -> None:
+        self.config = config or StoryConfig()
+        self._stories: dict[str, _Story] = {}
+        self._member_story: dict[str, str] = {}
+        # Document frequencies in a fixed table indexed by the low DF_BITS bits of
+        # each term's CRC32: fixed memory, vectorised updates, and the rare shared
+        # bucket only makes a term look a little commoner than it is.
+        self._df: npt.NDArray[np.uint32] = np.zeros(1 << DF_BITS, dtype=np.uint32)
+        self._docs = 0
+        self._postings: dict[str, set[str]] = {}
+        self._lsh = fingerprint.LSHIndex()
+        self._expiry: list[tuple[datetime, str]] = []
+        self.restore_skipped = 0
+        self._hashes: dict[str, int] = {}
+        self._interned: dict[str, str] = {}   # one str object per profile term
+
+    # -- queries -------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._stories)
+
+    @property
+    def members(self) -> int:
+        return len(self._member_story)
+
+    def story_of(self, article_key: str) -> str | None:
+        return self._member_story.get(article_key)
+
+    def story_members(self, story_id: str) -> tuple[str, ...]:
+        story = self._stories.get(story_id)
+        return tuple(story.members) if story else ()
+
+    # -- deciding ------------------------------------------------------------
+    def features_of(self, article: Article, now: datetime) -> Features:
+        """The article's features under the current document frequencies."""
+        tf = extract(article.title, "\n".join(p for p in (article.summary, article.content) if p),
+                     article.language)
+        terms_all = list(tf.weights)
+        known = list(map(self._hashes.get, terms_all))   # memoized CRC32s, looked up in C
+        hashes: list[int] = [h if h is not None else self._term_hash(t)
+                             for h, t in zip(known, terms_all, strict=True)] \
+            if None in known else cast("list[int]", known)
+        n_terms = len(hashes)
+        buckets = np.fromiter(hashes, dtype=np.uint32, count=n_terms) & DF_MASK
+        # weight x smoothed IDF, ln((N + 1) / (df + 1)) + 1
+        idf = (math.log(self._docs + 1) + 1.0) - np.log1p(self._df[buckets])
+        scores = np.fromiter(tf.weights.values(), dtype=np.float64, count=n_terms) * idf
+        order = np.argsort(-scores, kind="stable")[:self.config.profile_terms]
+        top = scores[order]
+        norm = float(np.sqrt(np.dot(top, top))) or 1.0
+        quantized = np.rint(top * (SCALE / norm)).astype(np.int64).tolist()
+        terms: list[str] = []
+        weights: list[int] = []
+        interned = self._interned
+        if len(interned) > TERM_CACHE_MAX:
+            interned.clear()   # only sharing is lost; the daemon runs for months
+        for i, q in zip(order.tolist(), quantized, strict=True):
+            if q > 0:
+                term = terms_all[i]
+                terms.append(interned.setdefault(term, term))
+                weights.append(q)
+        sig = fingerprint.signature(tf.shingles)
+        return Features(
+            key=article.key, story_id="", seen_at=now.astimezone(UTC), language=tf.language,
+            terms=tuple(terms), weights=array("H", weights),
+            df_hashes=array("I", sorted(set(hashes[:MAX_DF_TERMS]))).tobytes(),
+            signature=sig, scheme=fingerprint.SCHEME, marks=tf.marks,
+        )
+
+    def _term_hash(self, term: str) -> int:
+        """CRC32 of a term (stable across processes, unlike ``hash``), memoized."""
+        cache = self._hashes
+        h = cache.get(term)
+        if h is None:
+            if len(cache) > TERM_CACHE_MAX:
+                cache.clear()
+            h = cache[term] = zlib.crc32(term.encode("utf-8"))
+        return h
+
+    def _live(self, story: _Story, now: datetime) -> bool:
+        return story.last_seen >= now - self.config.window
+
+    def place(self, article: Article, now: datetime) -> Placement:
+        """Decide the article's story. Does not change the index (see ``add``)."""
+        feats = self.features_of(article, now)
+        existing = self._member_story.get(article.key)
+        if existing is not None:
+            return self._placement(feats, existing, "same-article", 1.0, None)
+
+        if feats.signature is not None:
+            hit = self._lsh.best(feats.signature)
+            if hit is not None and hit[1] >= self.config.duplicate_threshold:
+                sid = self._member_story[hit[0]]
+                if self._live(self._stories[sid], now):
+                    return self._placement(feats, sid, "near-duplicate", hit[1], hit[0])
+
+        best = self._best_story(feats, now)
+        if best is not None:
+            sid, sim = best
+            return self._placement(feats, sid, "similar", sim, None)
+        return self._placement(feats, story_id_for(article.key), "new", None, None)
+
+    def _best_story(self, feats: Features, now: datetime) -> tuple[str, float] | None:
+        profile = feats.profile()
+        postings = self._postings
+        query = [(postings[t], profile[t]) for t in feats.terms[:QUERY_TERMS] if t in postings]
+        # Count hits in C (Counter.update over each posting set); only the stories
+        # sharing >= 2 of their indexed terms with the article's strongest ones are
+        # worth a full comparison, and only those get their weighted vote summed.
+        hits: Counter[str] = Counter()
+        for posting, _ in query:
+            hits.update(posting)
+        need = min(self.config.min_shared_terms, 2)
+        votes = [(sum([w for posting, w in query if sid in posting]), sid)
+                 for sid, n in hits.items() if n >= need]
+        ranked = heapq.nlargest(self.config.candidates, votes)
+        best: tuple[str, float] | None = None
+        for _, sid in ranked:
+            story = self._stories[sid]
+            if not self._live(story, now):
+                continue
+            shared = 0
+            dot = 0
+            sums, cut = story.sums, story.cut
+            for term in sums.keys() & profile.keys():   # intersection in C
+                c = sums[term]
+                if c >= cut:
+                    shared += 1
+                    dot += profile[term] * c
+            agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
+            sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
+                   - self.config.conflict_penalty * conflict)
+            if shared < self.config.min_shared_terms or sim < self.config.join_threshold:
+                continue
+            if best is None or sim > best[1] or (sim == best[1] and sid < best[0]):
+                best = (sid, sim)
+        return best
+
+    def _shared_terms(self, feats: Features, story_id: str) -> tuple[str, ...]:
+        story = self._stories.get(story_id)
+        if story is None:
+            return ()
+        sums, cut = story.sums, story.cut
+        both = [(w * sums[t], t) for t, w in zip(feats.terms, feats.weights, strict=True)
+                if sums.get(t, 0) >= cut and t in sums]
+        return tuple(t for _, t in sorted(both, key=lambda p: (-p[0], p[1]))[:SHARED_SHOWN])
+
+    def _placement(self, feats: Features, story_id: str, method: Method,
+                   similarity: float | None, matched: str | None) -> Placement:
+        feats = feats.with_story(story_id)
+        return Placement(
+            article_key=feats.key, story_id=story_id, is_new=method == "new",
+            similarity=None if similarity is None else round(similarity, 4),
+            shared_terms=self._shared_terms(feats, story_id) if method != "new" else (),
+            features=feats.to_json(), method=method, seen_at=feats.seen_at,
+            matched_key=matched, language=feats.language, parsed=feats,
+        )
+
+    # -- committing ----------------------------------------------------------
+    def add(self, placement: Placement) -> None:
+        """Commit a placement from ``place``; then forget what left the window."""
+        if placement.method == "same-article" and placement.article_key in self._member_story:
+            return
+        feats = placement.parsed or Features.from_json(placement.features)
+        self._insert(feats)
+        self.expire(feats.seen_at - self.config.window)
+
+    def _insert(self, feats: Features) -> None:
+        if feats.key in self._member_story:
+            self._remove_member(feats.key)
+        story = self._stories.get(feats.story_id)
+        if story is None:
+            story = self._stories[feats.story_id] = _Story(feats.story_id, feats.seen_at)
+        story.members[feats.key] = feats
+        story.first_seen = min(story.first_seen, feats.seen_at)
+        story.last_seen = max(story.last_seen, feats.seen_at)
+        self._member_story[feats.key] = feats.story_id
+        for t, w in zip(feats.terms, feats.weights, strict=True):
+            story.sums[t] = story.sums.get(t, 0) + w
+        self._refresh(story, grown=feats.terms)
+        for m in feats.marks:
+            story.marks[m] = story.marks.get(m, 0) + 1
+        for k in {m[0] for m in feats.marks}:
+            story.kinds[k] = story.kinds.get(k, 0) + 1
+        buckets, counts = _bucket_counts(feats.df_hashes)
+        self._df[buckets] += counts
+        self._docs += 1
+        if feats.signature is not None and feats.scheme == fingerprint.SCHEME:
+            self._lsh.add(feats.key, feats.signature)
+        heapq.heappush(self._expiry, (feats.seen_at, feats.key))
+
+    def _refresh(self, story: _Story, grown: Iterable[str] | None = None) -> None:
+        """Recompute a story's profile cut and norm from its sums; re-index its strongest terms.
+
+        Sorting plain ints (C speed) finds the cut; only the few terms at or above it
+        are paired with their names. Ties at the cut are all kept, and the indexed
+        terms break ties by the larger term: nothing depends on dict order, which
+        differs between a live index and a restored one. When only the ``grown``
+        terms went up (a member was added), the new strongest terms can only be the
+        old ones or those, so the scan over every term is skipped; the result is
+        the same either way.
+        """
+        sums = story.sums
+        vals = sorted(sums.values(), reverse=True)
+        n = self.config.story_terms
+        if len(vals) > n:
+            cut = vals[n - 1]
+            k = n
+            while k < len(vals) and vals[k] == cut:
+                k += 1
+            vals = vals[:k]
+        else:
+            cut = vals[-1] if vals else 0
+        story.cut = cut
+        story.norm = math.hypot(*vals) or 1.0
+        if grown is not None:
+            top = sorted([(sums[t], t) for t in set(story.indexed).union(grown)], reverse=True)
+        else:
+            floor = vals[INDEXED_TERMS - 1] if len(vals) >= INDEXED_TERMS else cut
+            top = sorted([(v, t) for t, v in sums.items() if v >= floor], reverse=True)
+        indexed = tuple([t for _, t in top[:INDEXED_TERMS]])
+        old = story.indexed
+        if indexed == old:
+            return
+        postings = self._postings
+        for t in set(old).difference(indexed):
+            posting = postings.get(t)
+            if posting is not None:
+                posting.discard(story.id)
+                if not posting:
+                    del postings[t]
+        for t in indexed:
+            posting = postings.get(t)
+            if posting is None:
+                postings[t] = {story.id}
+            else:
+                posting.add(story.id)
+        story.indexed = indexed
+
+    def _remove_member(self, key: str) -> bool:
+        """Forget one member; True when its story went with it."""
+        sid = self._member_story.pop(key, None)
+        if sid is None:
+            return False
+        story = self._stories[sid]
+        feats = story.members.pop(key)
+        buckets, counts = _bucket_counts(feats.df_hashes)
+        self._df[buckets] -= counts
+        self._docs -= 1
+        self._lsh.remove(key)
+        if not story.members:
+            for t in story.indexed:
+                posting = self._postings.get(t)
+                if posting is not None:
+                    posting.discard(sid)
+                    if not posting:
+                        del self._postings[t]
+            del self._stories[sid]
+            return True
+        _decrement(story.marks, feats.marks)
+        _decrement(story.kinds, {m[0] for m in feats.marks})
+        for t, w in zip(feats.terms, feats.weights, strict=True):
+            v = story.sums.get(t, 0) - w
+            if v > 0:
+                story.sums[t] = v
+            else:
+                story.sums.pop(t, None)
+        story.first_seen = min(m.seen_at for m in story.members.values())
+        story.last_seen = max(m.seen_at for m in story.members.values())
+        self._refresh(story)
+        return False
+
+    def expire(self, before: datetime) -> int:
+        """Forget members seen before ``before``; returns how many stories went with them."""
+        dropped = 0
+        while self._expiry and self._expiry[0][0] < before:
+            seen_at, key = heapq.heappop(self._expiry)
+            story_id = self._member_story.get(key)
+            if story_id is None:
+                continue
+            feats = self._stories[story_id].members[key]
+            if feats.seen_at != seen_at:
+                continue  # re-added later; its newer heap entry decides
+            if self._remove_member(key):
+                dropped += 1
+        return dropped
+
+    def restore(self, members: Iterable[StoryMember]) -> None:
+        """Rebuild from persisted members (``Placement.member()``), e.g. after a restart.
+
+        Members whose features cannot be read are skipped and counted in
+        ``restore_skipped``: losing one article's clustering beats refusing to start.
+        """
+        parsed: list[Features] = []
+        for m in members:
+            try:
+                f = Features.from_json(m.features)
+            except ValueError:
+                self.restore_skipped += 1
+                continue
+            parsed.append(f.with_story(m.story_id))
+        parsed.sort(key=lambda f: (f.seen_at, f.key))
+        for f in parsed:
+            self._insert(f)
+        if parsed:
+            self.expire(parsed[-1].seen_at - self.config.window)
