@@ -1,0 +1,173 @@
+"""Moves alerts from the durable outbox to the sinks, retrying each sink on its own.
+
+An alert leaves a sink's queue only when that sink took it, so a sink that is
+down (Redis restarting, disk full) delays its own alerts and nobody else's.
+Retries back off exponentially from ``retry_min`` to ``retry_max``; a
+receiver's ``Retry-After`` (:class:`~monitor.alerts.failures.SinkBusy`) pushes
+the next attempt later still.
+
+A receiver that *refuses* an alert (:class:`~monitor.alerts.failures.SinkRejected`,
+e.g. HTTP 401 or 422) is retried like the rest, logged at ERROR level, and
+after ``give_up_after`` attempts the alert moves to the dead-letter file (when
+one is configured; without one it is retried forever, never dropped).
+
+Digest sinks (:class:`~monitor.alerts.digest.DigestSink`) take their due items
+in batches: one message per closed period, and every alert of the batch is
+acknowledged (or retried, or dead-lettered) together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from loguru import logger
+
+from monitor.alerts.deadletter import DeadLetters
+from monitor.alerts.digest import DigestSink
+from monitor.alerts.failures import SinkBusy, SinkRejected
+from monitor.alerts.sinks import Sink
+from monitor.errors import SinkError, StoreError
+from monitor.store.base import OutboxItem, Store
+
+DIGEST_FETCH = 1000  # a digest sink reads further ahead: its open period waits in front
+
+
+def retry_delay(attempts: int, minimum: timedelta, maximum: timedelta) -> timedelta:
+    """Exponential backoff: ``minimum * 2**(attempts-1)``, capped at ``maximum``."""
+    factor: int = 2 ** min(max(attempts - 1, 0), 30)
+    delay: timedelta = minimum * factor
+    return min(delay, maximum)
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+class Deliverer:
+    def __init__(
+        self, store: Store, sinks: Mapping[str, Sink], *, retry_min: timedelta,
+        retry_max: timedelta, on_result: Callable[[str, bool], None] | None = None,
+        batch: int = 100, dead_letters: DeadLetters | None = None, give_up_after: int = 5,
+    ) -> None:
+        self.store = store
+        self.sinks = dict(sinks)
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self.on_result = on_result
+        self.batch = batch
+        self.dead_letters = dead_letters
+        self.give_up_after = max(1, give_up_after)
+
+    def _delay(self, item: OutboxItem, error: SinkError) -> timedelta:
+        delay = retry_delay(item.attempts + 1, self.retry_min, self.retry_max)
+        if isinstance(error, SinkBusy) and error.retry_after is not None:
+            # The receiver's own word, within reason: never more than a day.
+            delay = max(delay, timedelta(seconds=min(error.retry_after, 86400.0)))
+        return delay
+
+    async def _failed(self, name: str, items: Sequence[OutboxItem], error: SinkError,
+                      now: datetime, stats: DeliveryStats) -> None:
+        """Record a failed attempt for ``items`` (one alert, or one digest's alerts)."""
+        stats.failed += 1
+        if self.on_result:
+            self.on_result(name, False)
+        attempts = max(i.attempts for i in items) + 1
+        rejected = isinstance(error, SinkRejected)
+        if rejected and self.dead_letters is not None and attempts >= self.give_up_after:
+            await self._bury(name, items, error, now, stats)
+            return
+        delay = self._delay(items[0], error)
+        if rejected:
+            logger.error("sink {} REFUSED {} alert(s) (attempt {} of {} before the dead-letter "
+                         "file), retry in {:.1f}s: {}", name, len(items), attempts,
+                         self.give_up_after, delay.total_seconds(), error)
+        else:
+            logger.warning("sink {} failed (attempt {}), retry in {:.1f}s: {}", name, attempts,
+                           delay.total_seconds(), error)
+        for item in items:
+            try:
+                await self.store.outbox_retry(name, item.alert_id, now + delay, str(error))
+            except StoreError as se:
+                logger.warning("could not record retry for {}: {}", item.alert_id, se)
+
+    async def _bury(self, name: str, items: Sequence[OutboxItem], error: SinkError,
+                    now: datetime, stats: DeliveryStats) -> None:
+        assert self.dead_letters is not None
+        for item in items:
+            try:
+                await self.dead_letters.add(item, str(error), now)
+            except OSError as e:
+                logger.error("sink {} refused alert {} and the dead-letter file {} is not "
+                             "writable ({}): keeping it queued", name, item.alert_id,
+                             self.dead_letters.path, e)
+                await self.store.outbox_retry(name, item.alert_id, now + self.retry_max,
+                                              str(error))
+                continue
+            await self.store.outbox_done(name, item.alert_id)
+            stats.dead += 1
+            logger.error("sink {} refused alert {} {} times; moved to the dead-letter file {}: "
+                         "{}", name, item.alert_id, item.attempts + 1, self.dead_letters.path,
+                         error)
+
+    async def _taken(self, name: str, items: Sequence[OutboxItem],
+                     stats: DeliveryStats) -> bool:
+        stats.sent += len(items)
+        if self.on_result:
+            self.on_result(name, True)
+        for item in items:
+            try:
+                await self.store.outbox_done(name, item.alert_id)
+            except StoreError as se:
+                # Sent but not acknowledged: it will be sent again, with the same id.
+                logger.warning("delivered {} but could not ack it: {}", item.alert_id, se)
+                return False
+        return True
+
+    async def _deliver_digest(self, name: str, sink: DigestSink, now: datetime,
+                              stats: DeliveryStats) -> None:
+        items = await self.store.outbox_due(name, now, max(self.batch, DIGEST_FETCH))
+        for batch in sink.ready(items, now):
+            try:
+                digest = await sink.send_batch(batch, now)
+            except SinkError as e:
+                await self._failed(name, batch.items, e, now, stats)
+                return
+            logger.info("sink {}: digest {} with {} alert(s) sent", name, digest,
+                        len(batch.items))
+            if not await self._taken(name, batch.items, stats):
+                return
+
+    async def _deliver_each(self, name: str, sink: Sink, now: datetime,
+                            stats: DeliveryStats) -> None:
+        items = await self.store.outbox_due(name, now, self.batch)
+        for item in items:
+            try:
+                await sink.send(item)
+            except SinkError as e:
+                await self._failed(name, [item], e, now, stats)
+                return  # the sink is likely down: spare the rest of the queue this pass
+            if not await self._taken(name, [item], stats):
+                return
+
+    async def deliver_due(self, now: datetime) -> DeliveryStats:
+        """One pass over every sink's due items. Never raises for a sink or store failure."""
+        stats = DeliveryStats()
+        for name, sink in self.sinks.items():
+            try:
+                if isinstance(sink, DigestSink):
+                    await self._deliver_digest(name, sink, now, stats)
+                else:
+                    await self._deliver_each(name, sink, now, stats)
+            except StoreError as e:
+                logger.warning("outbox unavailable, alerts wait: {}", e)
+                return stats
+        return stats
+
+    async def aclose(self) -> None:
+        for sink in self.sinks.values():
+            await sink.aclose()

@@ -1,0 +1,144 @@
+"""Where alerts go. A sink either takes an alert or raises SinkError; the outbox retries.
+
+The Redis sink writes each alert to the stream exactly once even when a command
+is retried after its reply was lost: one Lua script does ``SET NX`` on the
+alert id, and only if that succeeds ``XADD``s (capped with an approximate
+MAXLEN) and ``PUBLISH``es. Pub/sub alone would lose alerts sent while nobody
+listens; the stream keeps them for consumers that were away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import IO, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from monitor.alerts.payload import render_text
+from monitor.alerts.render import message
+from monitor.config import redact_url
+from monitor.errors import SinkError
+from monitor.store.base import OutboxItem
+
+
+class Sink(Protocol):
+    name: str
+
+    async def send(self, item: OutboxItem) -> None:
+        """Deliver one alert or raise SinkError."""
+
+    async def aclose(self) -> None: ...
+
+
+class StdoutSink:
+    """Alerts for a person at a terminal (text) or a pipe (JSON lines)."""
+
+    name = "stdout"
+
+    def __init__(self, fmt: str = "text", stream: IO[str] | None = None) -> None:
+        self.fmt = fmt
+        self.stream = stream
+
+    async def send(self, item: OutboxItem) -> None:
+        out = self.stream or sys.stdout
+        try:
+            if self.fmt == "json":
+                out.write(item.payload + "\n")
+            else:
+                payload = json.loads(item.payload)
+                if str(payload.get("schema", "")).startswith("news-monitor.digest/"):
+                    msg = message(payload)
+                    out.write(f"[DIGEST] {msg.title}\n{msg.body}\n\n")
+                else:
+                    out.write(render_text(payload) + "\n\n")
+            out.flush()
+        except (OSError, ValueError) as e:
+            raise SinkError(f"stdout: cannot write alert {item.alert_id}: {e}") from e
+
+    async def aclose(self) -> None:
+        return None
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line and fsync it: a crash leaves whole lines only, never half an alert."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        data = (line + "\n").encode("utf-8")
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(f"short write ({written} of {len(data)} bytes)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class JsonlSink:
+    """One JSON line per alert, appended and fsynced, so a crash never leaves half an alert."""
+
+    name = "jsonl"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def send(self, item: OutboxItem) -> None:
+        try:
+            await asyncio.to_thread(append_line, self.path, item.payload)
+        except OSError as e:
+            raise SinkError(f"jsonl sink {self.path}: cannot append alert {item.alert_id}: "
+                            f"{e.strerror or e}") from e
+
+    async def aclose(self) -> None:
+        return None
+
+
+_PUBLISH_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[3])) then
+  local entry = redis.call('XADD', KEYS[2], 'MAXLEN', '~', tonumber(ARGV[2]), '*',
+                           'id', ARGV[4], 'event', ARGV[5], 'payload', ARGV[1])
+  redis.call('PUBLISH', ARGV[6], ARGV[1])
+  return entry
+end
+return false
+"""
+
+
+class RedisSink:
+    """``XADD`` to a capped stream and ``PUBLISH`` to a channel, once per alert id."""
+
+    name = "redis"
+
+    def __init__(
+        self, url: str, *, channel: str, stream: str, maxlen: int,
+        dedup_ttl_seconds: int = 7 * 86400,
+    ) -> None:
+        self.url = url
+        self.channel = channel
+        self.stream = stream
+        self.maxlen = maxlen
+        self.dedup_ttl = dedup_ttl_seconds
+        self.client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        self._script = self.client.register_script(_PUBLISH_ONCE)
+
+    async def send(self, item: OutboxItem) -> None:
+        try:
+            event = json.loads(item.payload).get("event", "")
+            await self._script(
+                keys=[f"{self.stream}:sent:{item.alert_id}", self.stream],
+                args=[item.payload, self.maxlen, self.dedup_ttl, item.alert_id, event,
+                      self.channel],
+            )
+        except (RedisError, OSError) as e:
+            raise SinkError(f"redis sink {redact_url(self.url)}: alert {item.alert_id} not "
+                            f"delivered: {type(e).__name__}: {e}") from e
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.client.aclose()

@@ -1,0 +1,70 @@
+"""Per-rule throttle: at most ``count`` alerts per ``period`` for a rule (``throttle:`` in YAML).
+
+A sliding window per rule: an alert passes a throttled rule when fewer than
+``count`` alerts counted against that rule in the last ``period`` seconds.
+
+What happens to the excess: **dropped, with a log line and a count** (exposed
+as ``dropped`` per rule for the metrics), not queued for later. A throttle is
+an analyst saying "this rule is noisy, I want at most N of these"; holding the
+excess back would only deliver the flood later. The story is still marked as
+alerted, so it does not come back as ``story.new`` when the window frees up;
+its next ``story.updated`` goes out if the rule has room by then.
+
+An alert carries every rule that matched its story; it is held back only when
+*every* one of its rules is throttled and out of room. Otherwise it goes to the
+channels of the rules that still have room, and counts against those rules'
+throttles only (see :func:`monitor.alerts.routing.route`).
+
+Counts live in memory: a restart starts every window afresh (at most one extra
+burst of ``count`` per restart), and with several instances on one Redis store
+each instance throttles its own share. Both are documented limits, chosen over
+a store round-trip per alert.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+
+class Limit(Protocol):
+    """Anything with ``count`` and ``period`` (seconds): the rule loader's ``Throttle``."""
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def period(self) -> float: ...
+
+
+class RuleThrottle:
+    """Sliding-window counters per rule id, with ``now`` passed in (testable with any clock)."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, deque[datetime]] = {}
+        self.dropped: Counter[str] = Counter()
+
+    def _window(self, rule_id: str, limit: Limit, now: datetime) -> deque[datetime]:
+        sent = self._sent.setdefault(rule_id, deque())
+        start = now - timedelta(seconds=limit.period)
+        while sent and sent[0] <= start:
+            sent.popleft()
+        return sent
+
+    def has_room(self, rule_id: str, limit: Limit | None, now: datetime) -> bool:
+        if limit is None:
+            return True
+        return len(self._window(rule_id, limit, now)) < limit.count
+
+    def record(self, rule_ids: Iterable[str], now: datetime) -> None:
+        """Count one queued alert against each of ``rule_ids`` (call after the commit)."""
+        for rule_id in rule_ids:
+            self._sent.setdefault(rule_id, deque()).append(now)
+
+    def drop(self, rule_ids: Iterable[str]) -> None:
+        self.dropped.update(rule_ids)
+
+    def used(self, rule_id: str, limit: Limit, now: datetime) -> int:
+        return len(self._window(rule_id, limit, now))
