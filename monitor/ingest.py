@@ -1,0 +1,338 @@
+"""One article's way from "parsed" to "alert queued": seen? -> match -> cluster -> decide -> commit.
+
+The daemon and ``news-monitor replay`` both call ``Ingestor.ingest``, so what
+replay measures is exactly what the service does. The deciders it calls
+(``RuleSet.match``, ``StoryIndex.place``, ``AlertPolicy.decide``) are pure;
+this class only sequences them and talks to the store through its protocol.
+
+The store commit is the point of no return: the article's seen-keys, its
+story and the alerts for it are written in one atomic step, and only then is
+the in-memory story index updated. A crash before the commit loses nothing
+(the article is not seen yet and comes again with the next poll); a crash
+after it re-alerts nothing (the alert is in the durable outbox).
+
+With a ``shared`` store (Redis: several instances), each instance's story
+index would miss the others' members and open a second story for the same
+event. So place -> commit -> add runs under the store's ``stories`` lease,
+after folding in the members other instances committed since we last looked
+(``members_after``), and the story to grow is read from the store, never
+from this instance's cache. SQLite's path stays as it was: one instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from loguru import logger
+
+from monitor.alerts.payload import build_alert, dumps
+from monitor.alerts.policy import AlertPolicy, mark_alerted
+from monitor.alerts.routing import Route, route
+from monitor.alerts.throttle import RuleThrottle
+from monitor.match.rules import RuleSet, Throttle
+from monitor.models import Alert, AlertEvent, Article, RuleHit, Story, StoryArticle
+from monitor.store.base import OutboxItem, Store, StoryMember
+from monitor.stories.cluster import Placement, StoryIndex
+
+MAX_KEY_MEMORY = 500_000
+STORIES_LEASE = "stories"
+LEASE_TTL = 10.0       # seconds; one article's section takes milliseconds, a dead holder
+LEASE_WAIT = 30.0      # blocks the others this long at most; waiters give up after this
+CATCH_UP_PAGE = 1000   # members read per members_after call
+LEASE_BATCH = 50       # new articles of one poll placed per lease (shared stores)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one article."""
+
+    article: Article
+    duplicate: bool
+    story_id: str | None
+    rule_ids: tuple[str, ...]
+    alert: AlertEvent | None = None
+    alert_id: str | None = None
+    similarity: float | None = None
+    new_story: bool = False
+    throttled: tuple[str, ...] = ()  # rules whose throttle held this article's alert back
+
+
+class Ingestor:
+    def __init__(
+        self, store: Store, rules: RuleSet, index: StoryIndex, policy: AlertPolicy,
+        sinks: Sequence[str], *, window: timedelta, seen_ttl: timedelta,
+        throttle: RuleThrottle | None = None,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.index = index
+        self.policy = policy
+        self.sinks = tuple(sinks)
+        self.window = window
+        self.seen_ttl = seen_ttl
+        self.throttle = throttle  # None: rules' ``throttle`` is not enforced (replay)
+        self.stories: dict[str, Story] = {}
+        self.hits: dict[str, dict[str, RuleHit]] = {}
+        # seen-key -> story id, so a repeat can still name its story (bounded, oldest out).
+        self.key_story: OrderedDict[str, str] = OrderedDict()
+        self._lock = asyncio.Lock()
+        self._last_created = datetime.min.replace(tzinfo=UTC)
+        self._cursor: str | None = None  # members_after position (shared stores)
+
+    async def restore(self, now: datetime) -> None:
+        """Reload the window's stories and index after a restart."""
+        since = now - self.window
+        for story in await self.store.recent_stories(since):
+            self._cache(story, ())
+        if self.store.shared:
+            n = await self._catch_up(now)  # also sets the cursor the next catch-up starts at
+        else:
+            members = await self.store.recent_members(since)
+            self.index.restore(members)
+            n = len(members)
+        logger.info("restored {} stories and {} story members from the store",
+                    len(self.stories), n)
+
+    async def _catch_up(self, now: datetime) -> int:
+        """Fold the members other instances committed since the last call into the index.
+
+        Our own members come back too and are skipped (already in the index), as are
+        members already out of the window.
+        """
+        since = now - self.window
+        added = 0
+        while True:
+            members, self._cursor = await self.store.members_after(self._cursor, CATCH_UP_PAGE)
+            fresh = [m for m in members
+                     if m.seen_at >= since and self.index.story_of(m.article_key) is None]
+            if fresh:
+                self.index.restore(fresh)
+                added += len(fresh)
+            if len(members) < CATCH_UP_PAGE:
+                return added
+
+    def _remember_keys(self, keys: Sequence[str], story_id: str) -> None:
+        for k in keys:
+            self.key_story[k] = story_id
+            self.key_story.move_to_end(k)
+        while len(self.key_story) > MAX_KEY_MEMORY:
+            self.key_story.popitem(last=False)
+
+    def _story_hits(self, story: Story, fresh: Sequence[RuleHit]) -> list[RuleHit]:
+        """One hit per rule of the story: the freshest explanation we have."""
+        known = self.hits.setdefault(story.id, {})
+        for hit in fresh:
+            known.setdefault(hit.rule_id, hit)
+        by_id = {r.id: r for r in self.rules.rules}
+        out: list[RuleHit] = []
+        for rule_id in story.rule_ids:
+            found = known.get(rule_id)
+            if found is None:
+                rule = by_id.get(rule_id)
+                if rule is None:
+                    continue
+                found = RuleHit(rule_id=rule.id, title=rule.title, severity=rule.severity,
+                                channels=tuple(rule.channels))
+            out.append(found)
+        return out
+
+    def _limit(self, rule_id: str) -> Throttle | None:
+        return next((r.throttle for r in self.rules.rules if r.id == rule_id), None)
+
+    def _targets(self, hits: Sequence[RuleHit], now: datetime) -> Route:
+        """Sinks named by the rules' channels (see ``monitor.alerts.routing``), after throttles."""
+        return route(hits, self.sinks, self._limit, self.throttle, now)
+
+    def _outbox(self, alert: Alert, where: Route, now: datetime) -> list[OutboxItem]:
+        """Outbox items stamped in commit order, so sinks get ``story.new`` before its updates.
+
+        ``now`` is when the poll started; two feeds polled at once would otherwise stamp a
+        later commit earlier. The stamp only ever moves forward, and past the story's
+        previous alert, which another instance (shared store) may have stamped.
+        """
+        tick = timedelta(microseconds=1)
+        previous = alert.story.last_alert_at
+        created = max(now, self._last_created + tick, now if previous is None else previous + tick)
+        self._last_created = created
+        payload = dumps(alert)
+        return [OutboxItem(alert_id=alert.id, sink=s, payload=payload, created_at=created)
+                for s in where.sinks]
+
+    def _queued(self, where: Route, story_id: str, now: datetime) -> None:
+        """After the commit: count the alert against its throttles, or log why it was held."""
+        if self.throttle is None:
+            return
+        if where.held:
+            self.throttle.drop(where.throttled)
+            logger.info("alert for story {} dropped: throttle of rule(s) {} is full",
+                        story_id, ", ".join(where.throttled))
+        else:
+            self.throttle.record(where.counted, now)
+
+    def _cache(self, story: Story, hits: Sequence[RuleHit]) -> None:
+        """Keep in memory only stories a rule matched: they are the ones that alert again.
+
+        Most articles match no rule; their stories live in the store (``_story_for`` reads
+        them back when a later article joins), which keeps the daemon's memory to the
+        story index itself rather than every article's story record as well.
+        """
+        if story.rule_ids:
+            self.stories[story.id] = story
+            self._story_hits(story, hits)
+        else:
+            self.stories.pop(story.id, None)
+
+    async def _story_for(self, placement: Placement) -> Story | None:
+        if placement.is_new:
+            return None
+        # Shared: another instance may have grown the story since we cached it.
+        story = None if self.store.shared else self.stories.get(placement.story_id)
+        if story is None:
+            story = await self.store.get_story(placement.story_id)
+        return story
+
+    @staticmethod
+    def _grow(story: Story | None, placement: Placement, article: Article,
+              hits: Sequence[RuleHit], now: datetime) -> Story:
+        member = StoryArticle(
+            key=article.key, outlet=article.outlet, url=article.href, title=article.title,
+            published=article.published, language=article.language, seen_at=now,
+            similarity=placement.similarity, shared_terms=placement.shared_terms,
+        )
+        rule_ids = tuple(dict.fromkeys(
+            (*(story.rule_ids if story else ()), *(h.rule_id for h in hits))))
+        if story is None:
+            return Story(id=placement.story_id, title=article.title, first_seen=now,
+                         last_seen=now, articles=(member,), rule_ids=rule_ids)
+        return replace(story, last_seen=now, articles=(*story.articles, member),
+                       rule_ids=rule_ids)
+
+    async def ingest(self, articles: Sequence[Article], now: datetime) -> list[Outcome]:
+        """Process a batch (one feed's new entries). Raises StoreError if the store is gone."""
+        if self.store.shared:
+            return await self._ingest_shared(articles, now)
+        groups = [a.seen_keys or (a.key,) for a in articles]
+        seen = await self.store.seen_any(groups)
+        out: list[Outcome] = []
+        batch_keys: set[str] = set()
+        for article, keys, was_seen in zip(articles, groups, seen, strict=True):
+            hits = self.rules.match(article)
+            if was_seen or batch_keys.intersection(keys):
+                out.append(self._repeat(article, keys, hits))
+                continue
+            batch_keys.update(keys)
+            # place -> commit -> add must not interleave with another feed's ingest, or
+            # two reports of one story polled at once would both open a new story.
+            async with self._lock:
+                out.append(await self._ingest_new(article, keys, hits, now))
+        return out
+
+    def _repeat(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit]) -> Outcome:
+        story_id = next((self.key_story[k] for k in keys if k in self.key_story), None)
+        return Outcome(article, True, story_id, tuple(h.rule_id for h in hits))
+
+    async def _ingest_shared(self, articles: Sequence[Article], now: datetime) -> list[Outcome]:
+        """``ingest`` on a shared store: new articles placed and committed under the lease.
+
+        One lease per slice of up to ``LEASE_BATCH`` new articles, not one per article:
+        taking, catching up and releasing cost three round trips, and the slice bound
+        keeps the hold far below the TTL. Rules are matched before the lease, so other
+        instances wait only while we place and commit.
+        """
+        groups = [a.seen_keys or (a.key,) for a in articles]
+        seen = await self.store.seen_any(groups)
+        hits = [self.rules.match(a) for a in articles]
+        out: dict[int, Outcome] = {}
+        fresh: list[int] = []
+        batch_keys: set[str] = set()
+        for i, (keys, was_seen) in enumerate(zip(groups, seen, strict=True)):
+            if was_seen or batch_keys.intersection(keys):
+                out[i] = self._repeat(articles[i], keys, hits[i])
+            else:
+                batch_keys.update(keys)
+                fresh.append(i)
+        for start in range(0, len(fresh), LEASE_BATCH):
+            async with self._lock, self.store.exclusive(STORIES_LEASE, LEASE_TTL,
+                                                        wait_seconds=LEASE_WAIT):
+                await self._catch_up(now)
+                for i in fresh[start:start + LEASE_BATCH]:
+                    out[i] = await self._ingest_new(articles[i], groups[i], hits[i], now)
+        return [out[i] for i in range(len(articles))]
+
+    async def _ingest_new(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
+                          now: datetime) -> Outcome:
+        placement = self.index.place(article, now)
+        story = self._grow(await self._story_for(placement), placement, article, hits, now)
+        event = self.policy.decide(story, now)
+        outbox: list[OutboxItem] = []
+        alert_id = None
+        where: Route | None = None
+        if event is not None:
+            alert = build_alert(story, event, self._story_hits(story, hits), now)
+            where = self._targets(alert.rules, now)
+            if not where.held:
+                alert_id = alert.id
+                outbox = self._outbox(alert, where, now)
+            story = mark_alerted(story, now)
+        member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
+                             features=placement.features)
+        accepted = await self.store.commit_article(
+            keys, story, member, outbox, now, self.seen_ttl.total_seconds())
+        rule_ids = tuple(h.rule_id for h in hits)
+        if not accepted:  # another instance took it between our check and our commit
+            return Outcome(article, True, None, rule_ids)
+        self.index.add(placement)
+        self._cache(story, hits)
+        self._remember_keys(keys, story.id)
+        if where is not None:
+            self._queued(where, story.id, now)
+        held = where is not None and where.held
+        return Outcome(article, False, story.id, rule_ids, None if held else event, alert_id,
+                       placement.similarity, placement.is_new,
+                       where.throttled if held and where is not None else ())
+
+    async def flush_updates(self, now: datetime) -> list[str]:
+        """Queue held-back ``story.updated`` alerts whose interval has passed.
+
+        Under the ingest lock (and the shared lease): a flush that saved a story an
+        article commit had just grown would write the story back without that article.
+        """
+        async with self._lock:
+            if not self.store.shared:
+                return await self._flush_updates(now)
+            async with self.store.exclusive(STORIES_LEASE, LEASE_TTL, wait_seconds=LEASE_WAIT):
+                return await self._flush_updates(now)
+
+    async def _flush_updates(self, now: datetime) -> list[str]:
+        sent: list[str] = []
+        for story in self.policy.due_updates(list(self.stories.values()), now):
+            if self.store.shared:  # another instance may have grown or alerted it since
+                fresh = await self.store.get_story(story.id)
+                if fresh is None or not self.policy.due_updates([fresh], now):
+                    if fresh is not None:
+                        self.stories[story.id] = fresh
+                    continue
+                story = fresh
+            alert = build_alert(story, "story.updated", self._story_hits(story, ()), now)
+            where = self._targets(alert.rules, now)
+            story = mark_alerted(story, now)
+            outbox = [] if where.held else self._outbox(alert, where, now)
+            await self.store.save_story(story, outbox)
+            self.stories[story.id] = story
+            self._queued(where, story.id, now)
+            if not where.held:
+                sent.append(alert.id)
+        return sent
+
+    async def expire(self, now: datetime) -> int:
+        before = now - self.window
+        dropped = self.index.expire(before)
+        for sid in [s.id for s in self.stories.values() if s.last_seen < before]:
+            self.stories.pop(sid, None)
+            self.hits.pop(sid, None)
+        await self.store.expire(before)
+        return dropped

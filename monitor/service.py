@@ -1,0 +1,655 @@
+"""The daemon: the one place where fetch, parse, ingest, delivery and the scheduler meet.
+
+Lifecycle::
+
+    start()  open store -> load rules and feeds (fail loudly) -> restore story index
+             -> register feeds -> sinks                                  (READY=1)
+    run()    APScheduler ticks: claim due feeds and poll them; deliver the outbox;
+             expire old stories; flush held-back updates; watch rule files
+    SIGHUP   reload config, feeds and rules; a broken change keeps the old ones
+    SIGTERM  stop claiming, drain in-flight polls (bounded), flush the outbox, exit 0
+
+A feed failing is one feed failing: every error is caught per feed, logged with
+the feed's URL and kind, counted in its state, and the feed is tried again later
+with backoff. A store outage pauses polling (nothing is accepted that could not
+be recorded) and the daemon keeps running until the store comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from loguru import logger
+
+from monitor.alerts.build import build_sinks, warn_unknown_channels
+from monitor.alerts.deadletter import DeadLetters
+from monitor.alerts.delivery import Deliverer
+from monitor.alerts.payload import operator_event
+from monitor.alerts.policy import AlertPolicy
+from monitor.alerts.sinks import Sink
+from monitor.alerts.throttle import RuleThrottle
+from monitor.config import Settings, load_settings, redact_url
+from monitor.errors import ConfigError, FeedError, ParseError, RuleError, StoreError
+from monitor.fetch import feedstate, schedule, websub
+from monitor.fetch.feedlist import load_feed_lists
+from monitor.fetch.http import Fetcher, FetchLimits, fetch_limits
+from monitor.fetch.parse import ParsedFeed, parse_feed
+from monitor.fetch.push import PushConfig, PushReceiver, SubscriptionBook, migrate_file
+from monitor.ingest import Ingestor, Outcome
+from monitor.lockfile import InstanceLock
+from monitor.match.rules import RuleSet, load_rules
+from monitor.metrics import Metrics, MetricsServer
+from monitor.models import Article, FeedSpec, FeedState, utcnow
+from monitor.notify import Notifier
+from monitor.store import OutboxItem, Store, open_store
+from monitor.stories.cluster import StoryConfig, StoryIndex
+
+DRAIN_SECONDS = 6.0  # + up to 2 s of final delivery: out well within 10 s
+
+
+@dataclass
+class PollReport:
+    """What one feed poll did, for logs, ``once`` and tests."""
+
+    url: str
+    status: str  # "ok" | "not_modified" | "unchanged" | "error"
+    new: int = 0
+    duplicates: int = 0
+    alerts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    feeds: int = 0
+    failed: int = 0
+    new: int = 0
+    alerts: int = 0
+    delivered: int = 0
+    reports: list[PollReport] = field(default_factory=list)
+
+
+def load_feeds(settings: Settings) -> dict[str, FeedSpec]:
+    """Every listed feed, first listing wins; raises ConfigError naming the file."""
+    return {spec.url: spec for spec in load_feed_lists(settings.feeds.files)}
+
+
+def _rule_files_signature(paths: list[Path]) -> tuple[tuple[str, float, int], ...]:
+    """(path, mtime, size) of every rule file: cheap change detection without inotify."""
+    out: list[tuple[str, float, int]] = []
+    for p in paths:
+        files = sorted(p.rglob("*.y*ml")) if p.is_dir() else [p]
+        for f in files:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            out.append((str(f), st.st_mtime, st.st_size))
+    return tuple(out)
+
+
+class Service:
+    def __init__(self, settings: Settings, *, notifier: Notifier | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.notifier = notifier or Notifier()
+        self.store: Store | None = None
+        self.fetcher: Fetcher | None = None
+        self.pool: ProcessPoolExecutor | None = None
+        self.feeds: dict[str, FeedSpec] = {}
+        self.rules: RuleSet | None = None
+        self.ingestor: Ingestor | None = None
+        self.deliverer: Deliverer | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.inflight: set[asyncio.Task[PollReport]] = set()
+        self.stopping = asyncio.Event()
+        self.wake_delivery = asyncio.Event()
+        self.rules_sig: tuple[tuple[str, float, int], ...] = ()
+        self.last_progress = time.monotonic()
+        self.failing: set[str] = set()
+        self.store_ok = True
+        self.metrics = Metrics()
+        self.rng = random.Random()
+        self.web: MetricsServer | None = None
+        self.push: PushReceiver | None = None
+        self.lock: InstanceLock | None = None
+
+    # -- setup -----------------------------------------------------------------
+    def _fetch_limits(self) -> FetchLimits:
+        return fetch_limits(self.settings.poll)
+
+    def _sinks(self) -> dict[str, Sink]:
+        """Every configured sink by name (``webhook:<name>``, ``apprise:<name>`` ...)."""
+        sinks = build_sinks(self.settings)
+        assert self.rules is not None
+        warn_unknown_channels({r.id: r.channels for r in self.rules.rules}, sinks)
+        return sinks
+
+    async def start(self) -> None:
+        """Open everything; raises MonitorError subclasses naming what is wrong."""
+        st = self.settings
+        st.state_dir.mkdir(parents=True, exist_ok=True)
+        self.rules = load_rules(st.rules.paths)
+        self.rules_sig = _rule_files_signature(st.rules.paths)
+        self.feeds = load_feeds(st)
+        self.store = open_store(st.store_url(), prefix=st.store.prefix, state_dir=st.state_dir)
+        if not self.store.shared:
+            self.lock = InstanceLock(st.state_dir / "daemon.lock")
+            self.lock.acquire()
+        await self.store.open()
+        now = self.clock()
+        if not self.store.shared and (released := await self.store.release_claims()):
+            logger.warning("{} feed(s) were mid-poll when the last run died; due again now",
+                           released)
+        await self.store.sync_feeds(list(self.feeds), now)
+        sinks = self._sinks()
+        policy = AlertPolicy(st.alerts.updates, st.alerts.update_interval)
+        index = StoryIndex(StoryConfig(window=st.stories.window))
+        self.ingestor = Ingestor(self.store, self.rules, index, policy, list(sinks),
+                                 window=st.stories.window, seen_ttl=st.alerts.seen_ttl,
+                                 throttle=RuleThrottle())
+        await self.ingestor.restore(now)
+        self.deliverer = Deliverer(self.store, sinks, retry_min=st.sinks.retry_min,
+                                   retry_max=st.sinks.retry_max,
+                                   on_result=self.metrics.delivery,
+                                   dead_letters=DeadLetters(st.sinks.dead_letter),
+                                   give_up_after=st.sinks.give_up_after)
+        self.metrics.feeds.set(len(self.feeds))
+        self.fetcher = Fetcher(self._fetch_limits())
+        self.pool = self._new_pool()
+        logger.info("news-monitor started: {} feeds, {} rules, store {}, sinks {}",
+                    len(self.feeds), len(self.rules), redact_url(st.store_url() or
+                                                                   str(st.state_dir / "state.db")),
+                    ", ".join(sinks) or "none")
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        """Parser processes: feedparser is CPU-bound and must not block the event loop."""
+        workers = self.settings.poll.parse_workers or (os.cpu_count() or 1)
+        return ProcessPoolExecutor(max_workers=workers,
+                                   mp_context=multiprocessing.get_context("forkserver"))
+
+    async def health(self) -> tuple[bool, dict[str, object]]:
+        """Ready when the store answers and the scheduler runs (or we are in ``once`` mode)."""
+        store_ok = self.store is not None and await self.store.ping()
+        sched_ok = self.scheduler is None or bool(self.scheduler.running)
+        detail: dict[str, object] = {
+            "store": store_ok, "scheduler": sched_ok, "feeds": len(self.feeds),
+            "failing": len(self.failing), "polling": len(self.inflight),
+            "seconds_since_progress": round(time.monotonic() - self.last_progress, 1),
+        }
+        return store_ok and sched_ok and not self.stopping.is_set(), detail
+
+    async def start_metrics(self) -> None:
+        m = self.settings.metrics
+        if not m.enabled:
+            return
+        web = MetricsServer(self.metrics, self.health)
+        try:
+            await web.start(m.host, m.port)
+        except OSError as e:
+            logger.warning("metrics endpoint not started on {}:{}: {}", m.host, m.port, e)
+            return
+        self.web = web
+        logger.info("metrics on http://{}:{}/metrics, health on /healthz", m.host, web.port)
+
+    async def start_push(self) -> None:
+        """WebSub callback server, when ``websub.callback_url`` is configured."""
+        ws = self.settings.websub
+        if not ws.callback_url or ws.secret is None or self.fetcher is None:
+            return
+        host, port = ws.host_port()
+        config = PushConfig(
+            callback_url=ws.callback_url, secret=ws.secret.get_secret_value(), host=host,
+            port=port, lease=ws.lease, renew_before=ws.renew_before,
+            retry_after=ws.retry_after, max_bytes=self.settings.poll.max_bytes)
+        assert self.store is not None
+        book = SubscriptionBook(self.store, config.secret, lambda: self.feeds)
+        try:
+            await migrate_file(self.settings.state_dir / "websub.json", book)
+        except StoreError as e:
+            logger.error("websub: could not move websub.json into the store (next start "
+                         "tries again): {}", e)
+        push = PushReceiver(config, self.fetcher, book, self.receive_push, self.clock)
+        try:
+            await push.start()
+        except OSError as e:
+            logger.error("websub callback server not started on {}: {}", ws.listen, e)
+            return
+        self.push = push
+        logger.info("websub callbacks on {}:{} for {}", host, push.port, ws.callback_url)
+
+    async def renew_push(self) -> None:
+        if self.push is not None:
+            await self.push.renew_due()
+
+    async def receive_push(self, feed: str, body: bytes, content_type: str | None) -> None:
+        """A hub pushed ``feed``'s new content: the same parse and ingest as a poll, at once."""
+        assert self.ingestor is not None
+        spec = self.feeds.get(feed)
+        if spec is None:
+            logger.info("websub: push for {} ignored: no longer in the feed list", feed)
+            return
+        now = self.clock()
+        with logger.contextualize(feed=feed):
+            try:
+                parsed = await self._parse(body, spec, now, feed, content_type)
+                fresh = self._fresh(parsed.articles, now)
+                outcomes = await self.ingestor.ingest(fresh, now) if fresh else []
+            except FeedError as e:
+                logger.warning("websub: pushed content not usable: {}: {}", e.kind, e.detail)
+                return
+            except StoreError as e:
+                logger.error("store unavailable, pushed content dropped (polling will "
+                             "catch up): {}", e)
+                return
+            self._count(outcomes, now)
+            self.metrics.polls.labels("push").inc()
+            new = sum(not o.duplicate for o in outcomes)
+            alerts = sum(o.alert is not None for o in outcomes)
+            if alerts:
+                self.wake_delivery.set()
+            logger.info("websub: pushed {} entr(ies), {} new, {} alert(s)", len(outcomes), new,
+                        alerts)
+
+    async def _offer_push(self, feed: str, parsed: ParsedFeed, fetched_url: str) -> None:
+        if self.push is None or not parsed.hub:
+            return
+        try:
+            await self.push.offer(feed, parsed.hub, parsed.self_url or fetched_url)
+        except Exception as e:  # push is a bonus: it must never fail the poll
+            logger.opt(exception=e).warning("websub: could not subscribe: {}", e)
+
+    async def close(self) -> None:
+        if self.push is not None:
+            await self.push.close()
+        if self.web is not None:
+            await self.web.close()
+        if self.deliverer is not None:
+            await self.deliverer.aclose()
+        if self.fetcher is not None:
+            await self.fetcher.aclose()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.store is not None:
+            await self.store.close()
+        if self.lock is not None:
+            self.lock.release()
+
+    # -- one feed ----------------------------------------------------------------
+    async def _parse(self, body: bytes, spec: FeedSpec, now: datetime,
+                     base_url: str, content_type: str | None) -> ParsedFeed:
+        assert self.pool is not None
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self.pool, _parse_job, body, spec, now, base_url, content_type)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): replace the pool, fail this feed only.
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+            raise ParseError(spec.url, "parser_crash", "the parser process died") from None
+
+    def _fresh(self, articles: tuple[Article, ...], now: datetime) -> list[Article]:
+        """Drop entries older than ``poll.max_article_age``: a new feed's archive is not news."""
+        oldest = now - self.settings.poll.max_article_age
+        return [a for a in articles if a.published is None or a.published >= oldest]
+
+    async def poll_feed(self, state: FeedState) -> PollReport:
+        """Fetch, parse and ingest one feed; never raises except on cancellation."""
+        assert self.fetcher is not None and self.store is not None and self.ingestor is not None
+        spec = self.feeds.get(state.url) or FeedSpec(url=state.url)
+        policy = self._policy()
+        url = feedstate.moved_to(state, policy) or state.url
+        now = self.clock()
+        with logger.contextualize(feed=state.url):
+            try:
+                result = await self.fetcher.fetch(url, etag=state.etag,
+                                                  last_modified=state.last_modified)
+                if feedstate.unchanged(state, result):
+                    status = "not_modified" if result.body is None else "unchanged"
+                    new_state = feedstate.after_fetch(
+                        state, result, now=now, policy=policy, rng=self.rng,
+                        fixed_interval=self._fixed_interval(state))
+                    return await self._save(state, new_state, PollReport(state.url, status))
+                assert result.body is not None
+                parsed = await self._parse(result.body, spec, now, result.final_url or url,
+                                           result.headers.get("content-type"))
+                if parsed.warning:
+                    logger.debug("feed parsed with a warning: {}", parsed.warning)
+                await self._offer_push(state.url, parsed, result.final_url or url)
+                fresh = self._fresh(parsed.articles, now)
+                outcomes = await self.ingestor.ingest(fresh, now) if fresh else []
+                report = PollReport(state.url, "ok")
+                report.new = sum(not o.duplicate for o in outcomes)
+                report.alerts = sum(o.alert is not None for o in outcomes)
+                report.duplicates = len(outcomes) - report.new
+                self._count(outcomes, now)
+                if report.alerts:
+                    self.wake_delivery.set()
+                if report.new:
+                    logger.info("{} new article(s), {} alert(s)", report.new, report.alerts)
+                new_state = feedstate.after_fetch(
+                    state, result, now=now, policy=policy, rng=self.rng,
+                    published=[a.published for a in parsed.articles if a.published],
+                    ttl_seconds=parsed.ttl_seconds, new_items=report.new,
+                    fixed_interval=self._fixed_interval(state))
+                return await self._save(state, new_state, report)
+            except FeedError as e:
+                return await self._failed(state, now, e)
+            except StoreError as e:
+                # Nothing of this poll is recorded: the claim runs out, the feed comes back.
+                self.store_ok = False
+                logger.error("store unavailable, feed will be retried: {}", e)
+                return PollReport(state.url, "error", error=f"store: {e}")
+            except Exception as e:  # a bug must not kill the daemon: report it with the feed
+                logger.opt(exception=e).error("unexpected error while polling: {}", e)
+                return await self._failed(state, now, FeedError(state.url, "internal", repr(e)))
+
+    def _count(self, outcomes: list[Outcome], now: datetime) -> None:
+        m = self.metrics
+        for o in outcomes:
+            m.articles.labels("duplicate" if o.duplicate else "new").inc()
+            if o.duplicate:
+                continue
+            for rule in o.rule_ids:
+                m.rule_hits.labels(rule).inc()
+            for rule in o.throttled:
+                m.throttled.labels(rule).inc()
+            if o.new_story:
+                m.stories.inc()
+            if o.alert:
+                m.alerts.labels(o.alert).inc()
+                if o.article.published is not None:
+                    m.alert_latency.observe(max(0.0, (now - o.article.published).total_seconds()))
+
+    async def _operator_event(self, kind: str, feed: str, now: datetime, detail: str) -> None:
+        """Tell the people on the alert channels, through the same durable outbox."""
+        assert self.store is not None and self.deliverer is not None
+        eid, payload = operator_event(kind, feed, detail, now)
+        try:
+            await self.store.outbox_put(
+                [OutboxItem(alert_id=eid, sink=s, payload=payload, created_at=now)
+                 for s in self.deliverer.sinks])
+            self.wake_delivery.set()
+        except StoreError as e:
+            logger.error("could not queue the {} event: {}", kind, e)
+
+    async def _save(self, before: FeedState, after: FeedState, report: PollReport) -> PollReport:
+        assert self.store is not None
+        policy = self._policy()
+        if feedstate.recovered(before, after, policy):
+            logger.info("feed recovered after {} failure(s)", before.failures)
+        self.failing.discard(after.url)
+        moved = feedstate.moved_to(after, policy)
+        if moved and moved != feedstate.moved_to(before, policy):
+            logger.warning("feed moved permanently to {}; polling the new URL (update the "
+                           "feed list)", moved)
+        await self.store.save_feed_state(await self._keep_push(after))
+        self.metrics.polls.labels(report.status).inc()
+        self.metrics.feeds_failing.set(len(self.failing))
+        self.last_progress = time.monotonic()
+        self.store_ok = True
+        return report
+
+    async def _failed(self, state: FeedState, now: datetime, err: FeedError) -> PollReport:
+        assert self.store is not None
+        policy = self._policy()
+        new_state = feedstate.after_failure(state, err, now=now, policy=policy, rng=self.rng,
+                                            fixed_interval=self._fixed_interval(state))
+        self.metrics.polls.labels("error").inc()
+        self.metrics.poll_errors.labels(err.kind).inc()
+        failing = feedstate.is_failing(new_state, policy)
+        if failing:
+            self.failing.add(state.url)
+        wait = int((new_state.next_check - now).total_seconds()) if new_state.next_check else 0
+        logger.log("ERROR" if failing else "WARNING",
+                   "poll failed ({} in a row, next try in {}s): {}: {}",
+                   new_state.failures, wait, err.kind, err.detail)
+        if new_state.gone and not state.gone:
+            logger.error("feed is gone (HTTP 410): remove it from the feed list")
+            await self._operator_event("feed.gone", state.url, now,
+                                       f"HTTP 410 Gone: the publisher removed this feed; remove "
+                                       f"it from the feed list ({err.detail})")
+        try:
+            await self.store.save_feed_state(await self._keep_push(new_state))
+        except StoreError as e:
+            logger.error("store unavailable, could not record the failure: {}", e)
+        self.last_progress = time.monotonic()
+        return PollReport(state.url, "error", error=f"{err.kind}: {err.detail}")
+
+    async def _keep_push(self, state: FeedState) -> FeedState:
+        """``state`` with the push fields as stored now, not as they were at the claim.
+
+        A hub may verify or deny a subscription (on any instance) while the feed is
+        being polled; saving the poll's copy would undo that answer.
+        """
+        if self.push is None:
+            return state
+        assert self.store is not None
+        current = await self.store.get_feed_state(state.url)
+        return websub.with_push_of(state, current) if current is not None else state
+
+    def _policy(self) -> schedule.SchedulePolicy:
+        p = self.settings.poll
+        return schedule.SchedulePolicy(
+            min_interval=p.min_interval.total_seconds(),
+            max_interval=p.max_interval.total_seconds(),
+            default_interval=max(p.min_interval, min(p.interval, p.max_interval)).total_seconds(),
+            backoff_cap=max(p.max_backoff, p.min_interval).total_seconds(),
+            failing_after=p.failing_after,
+        )
+
+    def _fixed_interval(self, state: FeedState) -> float | None:
+        spec = self.feeds.get(state.url)
+        fixed = spec.interval if spec and spec.interval else None
+        if self.push is not None and websub.state_is_active(state, self.clock()):
+            # pushes bring the news; polling is only the safety net if the hub goes quiet
+            return max(fixed or 0.0, self.settings.websub.fallback_interval.total_seconds())
+        return fixed
+
+    # -- cycles ------------------------------------------------------------------
+    async def poll_due(self) -> int:
+        """Claim what is due (up to free capacity) and start polling it; returns feeds started."""
+        assert self.store is not None
+        free = self.settings.poll.concurrency - len(self.inflight)
+        if free <= 0 or self.stopping.is_set():
+            return 0
+        try:
+            claimed = await self.store.claim_due(
+                self.clock(), self.settings.poll.lease.total_seconds(), free)
+            self.store_ok = True
+        except StoreError as e:
+            self.store_ok = False
+            logger.error("store unavailable, polling paused: {}", e)
+            return 0
+        for state in claimed:
+            task = asyncio.create_task(self.poll_feed(state), name=f"poll {state.url}")
+            self.inflight.add(task)
+            task.add_done_callback(self.inflight.discard)
+        return len(claimed)
+
+    async def deliver(self) -> int:
+        if self.deliverer is None:
+            return 0
+        stats = await self.deliverer.deliver_due(self.clock())
+        return stats.sent
+
+    async def maintenance(self) -> None:
+        assert self.ingestor is not None
+        now = self.clock()
+        try:
+            if await self.ingestor.flush_updates(now):
+                self.wake_delivery.set()
+            await self.ingestor.expire(now)
+        except StoreError as e:
+            logger.error("store unavailable during maintenance: {}", e)
+        await self._status()
+
+    async def _status(self) -> None:
+        depth = 0
+        if self.store is not None:
+            with contextlib.suppress(StoreError):
+                per_sink = await self.store.outbox_depth()
+                depth = sum(per_sink.values())
+                for sink in (self.deliverer.sinks if self.deliverer else {}):
+                    self.metrics.outbox_depth.labels(sink).set(per_sink.get(sink, 0))
+        self.metrics.feeds_failing.set(len(self.failing))
+        self.notifier.status(f"{len(self.feeds)} feeds, {len(self.failing)} failing, "
+                             f"{len(self.inflight)} polling, outbox {depth}")
+
+    # -- reload ------------------------------------------------------------------
+    def reload_rules(self) -> bool:
+        """Swap in the rule files as they are now; keep the old set if they are broken."""
+        assert self.ingestor is not None
+        sig = _rule_files_signature(self.settings.rules.paths)
+        try:
+            rules = load_rules(self.settings.rules.paths)
+        except RuleError as e:
+            self.rules_sig = sig
+            logger.error("rule change rejected, keeping the last good rules:\n{}", e)
+            return False
+        self.rules = self.ingestor.rules = rules
+        self.rules_sig = sig
+        logger.info("rules reloaded: {} rules", len(rules))
+        return True
+
+    async def watch_rules(self) -> None:
+        if _rule_files_signature(self.settings.rules.paths) != self.rules_sig:
+            self.reload_rules()
+
+    async def reload(self) -> None:
+        """SIGHUP: config, feeds, rules. Settings that need a restart say so."""
+        assert self.store is not None
+        self.notifier.reloading()
+        try:
+            fresh = load_settings(
+                Path(self.settings.source) if self.settings.source not in (None, "<defaults>")
+                else None, search=False)
+            feeds = load_feeds(fresh)
+        except ConfigError as e:
+            logger.error("reload rejected, keeping the running config:\n{}", e)
+            self.notifier.ready()
+            return
+        if fresh.store != self.settings.store or fresh.sinks != self.settings.sinks:
+            logger.warning("store and sink changes take effect after a restart")
+        self.settings = fresh
+        added = set(feeds) - set(self.feeds)
+        removed = set(self.feeds) - set(feeds)
+        self.feeds = feeds
+        if self.push is not None:
+            try:
+                await self.push.forget(removed)
+            except StoreError as e:
+                logger.error("websub: could not drop removed feeds' subscriptions: {}", e)
+        try:
+            await self.store.sync_feeds(list(feeds), self.clock())
+        except StoreError as e:
+            logger.error("could not register the feed list: {}", e)
+        logger.info("config reloaded: {} feeds (+{} -{})", len(feeds), len(added), len(removed))
+        self.reload_rules()
+        self.notifier.ready()
+
+    # -- entry points --------------------------------------------------------------
+    async def run_once(self) -> RunSummary:
+        """Poll every listed feed once, deliver, return (for cron, debugging and tests)."""
+        assert self.store is not None
+        summary = RunSummary(feeds=len(self.feeds))
+        states = []
+        for url in self.feeds:
+            states.append(await self.store.get_feed_state(url) or FeedState(url=url))
+        sem = asyncio.Semaphore(self.settings.poll.concurrency)
+
+        async def one(st: FeedState) -> PollReport:
+            async with sem:
+                return await self.poll_feed(st)
+
+        summary.reports = list(await asyncio.gather(*(one(s) for s in states)))
+        summary.failed = sum(r.status == "error" for r in summary.reports)
+        summary.new = sum(r.new for r in summary.reports)
+        summary.alerts = sum(r.alerts for r in summary.reports)
+        summary.delivered = await self.deliver()
+        return summary
+
+    async def _delivery_loop(self) -> None:
+        while True:
+            try:
+                await self.deliver()
+            except Exception as e:
+                logger.opt(exception=e).error("delivery pass failed: {}", e)
+            self.wake_delivery.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake_delivery.wait(), timeout=1.0)
+
+    async def _watchdog_loop(self, interval: float) -> None:
+        """WATCHDOG=1 only while the loop runs and the store answers."""
+        assert self.store is not None
+        while True:
+            if await self.store.ping():
+                self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    async def run(self) -> None:
+        """The daemon's main loop, until SIGTERM/SIGINT."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        st = self.settings
+        sched = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+        common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        sched.add_job(self.poll_due, "interval", seconds=st.poll.tick.total_seconds(),
+                      id="poll", next_run_time=datetime.now().astimezone(), **common)
+        sched.add_job(self.maintenance, "interval", seconds=60, id="maintenance", **common)
+        if st.rules.watch:
+            sched.add_job(self.watch_rules, "interval",
+                          seconds=st.rules.watch_interval.total_seconds(), id="rules", **common)
+        sched.start()
+        self.scheduler = sched
+        await self.start_metrics()
+        await self.start_push()
+        if self.push is not None:
+            # reads every feed's state: leases run for days, ten minutes is early enough
+            sched.add_job(self.renew_push, "interval", seconds=600, id="websub", **common)
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(self._delivery_loop(), name="delivery")]
+        wd = self.notifier.watchdog_interval()
+        if wd:
+            tasks.append(asyncio.create_task(self._watchdog_loop(wd), name="watchdog"))
+        self.notifier.ready(f"{len(self.feeds)} feeds, {len(self.rules or ())} rules")
+        logger.info("polling {} feeds every {} (tick {})", len(self.feeds), st.poll.interval,
+                    st.poll.tick)
+        await self.stopping.wait()
+        logger.info("stopping: draining {} poll(s)", len(self.inflight))
+        self.notifier.stopping()
+        sched.shutdown(wait=False)
+        if self.inflight:
+            _, pending = await asyncio.wait(set(self.inflight), timeout=DRAIN_SECONDS)
+            for poll in pending:
+                poll.cancel()  # its feed's claim expires and it is polled again later
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(StoreError, TimeoutError):
+            await asyncio.wait_for(self.deliver(), timeout=2.0)
+        logger.info("stopped")
+
+
+def _parse_job(body: bytes, spec: FeedSpec, now: datetime, base_url: str,
+               content_type: str | None) -> ParsedFeed:
+    """Top-level so the process pool can pickle it."""
+    return parse_feed(body, spec, fetched_at=now, base_url=base_url, content_type=content_type)
