@@ -1,0 +1,206 @@
+"""Story-clustering quality: B-cubed precision/recall/F1 and cross-event merge share.
+
+Data (read from ../shared/data when present; never copied into the repo):
+
+* ECB+ topics 1-22 (``ecbplus-dev/docs.jsonl``): 462 articles, 40 stories; each topic
+  pairs two similar but different events. Articles carry no dates, so each run
+  shuffles them with a seed and spaces them one minute apart (all inside the 72 h
+  window): online clustering depends on arrival order, and topic-sorted input
+  would flatter it. Figures are averaged over ``--seeds`` orders.
+* UCI News Aggregator heads (``headlines-uci/uci-head{499,999}.csv``): headlines only.
+
+Two engines: ``--engine replay`` (default) writes the replay JSONL and runs
+``news-monitor replay``, the daemon's own path (dedup, canonical URLs, whitespace
+normalisation included); ``--engine index`` drives ``monitor.stories.cluster.StoryIndex``
+directly, which is what ``--threshold`` tuning needs. The baseline in the same
+run is "one story per article" for ECB+ (what a reader without clustering shows) and
+the per-topic oracle is not used anywhere.
+
+Ends with one JSON line of figures. ``--quick`` runs one seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.models import Article  # noqa: E402
+from monitor.stories.cluster import StoryConfig, StoryIndex  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+BASE = datetime(2025, 3, 11, 6, 0, tzinfo=UTC)
+
+Doc = dict[str, Any]
+
+
+def bcubed(pred: Sequence[str], gold: Sequence[str]) -> tuple[float, float, float]:
+    """B-cubed precision, recall, F1 of predicted cluster labels against gold labels."""
+    by_pred: dict[str, set[int]] = defaultdict(set)
+    by_gold: dict[str, set[int]] = defaultdict(set)
+    for i, (p, g) in enumerate(zip(pred, gold, strict=True)):
+        by_pred[p].add(i)
+        by_gold[g].add(i)
+    prec = rec = 0.0
+    for p, g in zip(pred, gold, strict=True):
+        both = len(by_pred[p] & by_gold[g])
+        prec += both / len(by_pred[p])
+        rec += both / len(by_gold[g])
+    n = len(pred)
+    prec, rec = prec / n, rec / n
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    return prec, rec, f1
+
+
+def merge_share(pred: Sequence[str], gold: Sequence[str], topic: Sequence[str]) -> float:
+    """Share of same-topic, different-event article pairs that were put into one story."""
+    total = merged = 0
+    n = len(pred)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if topic[i] == topic[j] and gold[i] != gold[j]:
+                total += 1
+                merged += pred[i] == pred[j]
+    return merged / total if total else 0.0
+
+
+def load_ecb() -> list[Doc]:
+    path = SHARED / "ecbplus-dev" / "docs.jsonl"
+    docs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        text: str = row["text"]
+        title, _, body = text.partition("\n")
+        docs.append({"id": row["doc_id"], "title": title, "content": body,
+                     "gold": row["story_id"], "topic": str(row["topic"]),
+                     "outlet": "", "url": row.get("source_url") or ""})
+    return docs
+
+
+def load_uci(name: str) -> list[Doc]:
+    path = SHARED / "headlines-uci" / name
+    docs = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            docs.append({"id": "uci" + row["ID"], "title": row["TITLE"], "content": "",
+                         "gold": row["STORY"], "topic": row["CATEGORY"],
+                         "outlet": row["PUBLISHER"], "url": row["URL"]})
+    return docs
+
+
+def run_index(docs: list[Doc], config: StoryConfig) -> dict[str, str]:
+    index = StoryIndex(config)
+    out: dict[str, str] = {}
+    for d in docs:
+        art = Article(key=d["id"], url=d["url"], title=d["title"], content=d["content"],
+                      outlet=d["outlet"], published=d["published"], language="en")
+        placement = index.place(art, d["published"])
+        index.add(placement)
+        out[d["id"]] = placement.story_id
+    return out
+
+
+def run_replay(docs: list[Doc]) -> dict[str, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, outp = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
+        with inp.open("w", encoding="utf-8") as fh:
+            for d in docs:
+                fh.write(json.dumps({
+                    "id": d["id"], "title": d["title"], "content": d["content"],
+                    "url": d["url"], "outlet": d["outlet"], "language": "en",
+                    "published": d["published"].isoformat()}) + "\n")
+        exe = Path(sys.executable).parent / "news-monitor"
+        subprocess.run([str(exe), "replay", str(inp), "--out", str(outp)], check=True)
+        return {r["id"]: r["story_id"]
+                for r in map(json.loads, outp.read_text(encoding="utf-8").splitlines())}
+
+
+def evaluate(docs: list[Doc], seed: int | None, engine: str,
+             config: StoryConfig) -> dict[str, float]:
+    order = list(docs)
+    if seed is not None:
+        random.Random(seed).shuffle(order)
+    for i, d in enumerate(order):
+        d["published"] = BASE + timedelta(minutes=i)
+    pred_by_id = run_index(order, config) if engine == "index" else run_replay(order)
+    pred = [pred_by_id[d["id"]] for d in docs]
+    gold = [d["gold"] for d in docs]
+    p, r, f = bcubed(pred, gold)
+    return {"precision": p, "recall": r, "f1": f,
+            "merge_share": merge_share(pred, gold, [d["topic"] for d in docs]),
+            "stories": float(len(set(pred)))}
+
+
+def mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in rows[0]}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one arrival order only")
+    ap.add_argument("--seeds", type=int, default=5, help="arrival orders to average")
+    ap.add_argument("--engine", choices=("index", "replay"), default="replay",
+                    help="replay: the daemon's own path (default); index: StoryIndex directly")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="override join_threshold (index engine only)")
+    args = ap.parse_args(argv)
+    if not (SHARED / "ecbplus-dev" / "docs.jsonl").exists():
+        print(json.dumps({"bench": "clustering", "skipped": "no ../shared/data"}))
+        return 0
+    config = StoryConfig() if args.threshold is None else StoryConfig(
+        join_threshold=args.threshold)
+    seeds = [0] if args.quick else list(range(args.seeds))
+    t0 = time.perf_counter()
+    ecb = load_ecb()
+    ecb_rows = [evaluate(ecb, s, args.engine, config) for s in seeds]
+    ecb_mean = mean(ecb_rows)
+    gold = [d["gold"] for d in ecb]
+    bp, br, bf = bcubed([d["id"] for d in ecb], gold)
+    print(f"ECB+ dev ({len(ecb)} docs, {len(set(gold))} stories, {len(seeds)} orders, "
+          f"engine={args.engine}, join_threshold={config.join_threshold}):")
+    for s, row in zip(seeds, ecb_rows, strict=True):
+        print(f"  seed {s}: P={row['precision']:.3f} R={row['recall']:.3f} "
+              f"F1={row['f1']:.3f} merge={row['merge_share']:.3f} stories={row['stories']:.0f}")
+    print(f"  mean:   P={ecb_mean['precision']:.3f} R={ecb_mean['recall']:.3f} "
+          f"F1={ecb_mean['f1']:.3f} merge={ecb_mean['merge_share']:.3f}")
+    print(f"  baseline one-story-per-article: P={bp:.3f} R={br:.3f} F1={bf:.3f}")
+    figures: dict[str, Any] = {
+        "bench": "clustering", "engine": args.engine, "orders": len(seeds),
+        "join_threshold": config.join_threshold,
+        "ecb_precision": ecb_mean["precision"], "ecb_recall": ecb_mean["recall"],
+        "ecb_f1": ecb_mean["f1"], "ecb_merge_share": ecb_mean["merge_share"],
+        "ecb_baseline_singletons_f1": round(bf, 4),
+    }
+    for name in ("uci-head499.csv", "uci-head999.csv"):
+        if not (SHARED / "headlines-uci" / name).exists():
+            continue
+        uci = load_uci(name)
+        row = evaluate(uci, None, args.engine, config)  # file order is arrival order
+        g = [d["gold"] for d in uci]
+        tag = name.removesuffix(".csv").replace("-", "_")
+        print(f"UCI {name} ({len(uci)} headlines, {len(set(g))} stories): "
+              f"P={row['precision']:.3f} R={row['recall']:.3f} F1={row['f1']:.3f} "
+              f"stories={row['stories']:.0f}")
+        figures.update({f"{tag}_precision": round(row["precision"], 4),
+                        f"{tag}_recall": round(row["recall"], 4),
+                        f"{tag}_f1": round(row["f1"], 4)})
+    figures["seconds"] = round(time.perf_counter() - t0, 2)
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
