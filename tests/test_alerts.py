@@ -1,0 +1,214 @@
+"""Alert payload, policy and sinks: the stable id, once per story, exactly once in the stream."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from monitor.alerts.delivery import Deliverer, retry_delay
+from monitor.alerts.payload import alert_id, build_alert, dumps, render_text, to_payload
+from monitor.alerts.policy import AlertPolicy, mark_alerted
+from monitor.alerts.sinks import JsonlSink, RedisSink
+from monitor.errors import SinkError
+from monitor.models import RuleHit, Story, StoryArticle
+from monitor.store.base import OutboxItem
+from monitor.store.sqlite import SQLiteStore
+from tests.support.redis_server import free_port
+
+T0 = datetime(2025, 3, 11, 12, 0, tzinfo=UTC)
+
+
+def art(key: str, outlet: str) -> StoryArticle:
+    return StoryArticle(key=key, outlet=outlet, url=f"https://{outlet.lower()}.example/{key}",
+                        title=f"Title {key}", published=T0, language="en", seen_at=T0)
+
+
+def story(*arts: StoryArticle, rules: tuple[str, ...] = ("r1",)) -> Story:
+    return Story(id="s_1", title="Paris meeting", first_seen=T0, last_seen=T0,
+                 articles=arts, rule_ids=rules)
+
+
+HIT = RuleHit(rule_id="r1", title="Peacekeepers", severity="high", terms=("peacekeeping",),
+              snippet="deploying peacekeeping troops")
+
+
+def test_payload_matches_schema_v1() -> None:
+    a = build_alert(story(art("k1", "DW"), art("k2", "RT")), "story.new", [HIT], T0)
+    p = to_payload(a)
+    assert set(p) == {"schema", "id", "event", "story", "rules", "detected_at"}
+    assert p["schema"] == "news-monitor.alert/1"
+    assert p["detected_at"] == "2025-03-11T12:00:00Z"
+    assert [x["outlet"] for x in p["story"]["articles"]] == ["DW", "RT"]
+    assert set(p["story"]["articles"][0]) == {"outlet", "url", "title", "published", "language"}
+    assert p["rules"][0]["matched_terms"] == ["peacekeeping"]
+    assert json.loads(dumps(a)) == p
+    assert "NEW STORY" in render_text(p) and "RT" in render_text(p)
+
+
+def test_alert_id_is_stable_and_distinguishes_events_and_articles() -> None:
+    s1 = story(art("k1", "DW"))
+    s2 = story(art("k1", "DW"), art("k2", "RT"))
+    assert alert_id(s1, "story.new") == alert_id(replace(s1, title="other"), "story.new")
+    assert alert_id(s1, "story.new") != alert_id(s1, "story.updated")
+    assert alert_id(s1, "story.updated") != alert_id(s2, "story.updated")
+
+
+@pytest.mark.parametrize(("mode", "gap", "expected"), [
+    ("every_outlet", timedelta(0), "story.updated"),
+    ("interval", timedelta(minutes=5), None),
+    ("interval", timedelta(minutes=31), "story.updated"),
+    ("off", timedelta(days=1), None),
+])
+def test_policy_updates(mode: str, gap: timedelta, expected: str | None) -> None:
+    policy = AlertPolicy(mode, timedelta(minutes=30))  # type: ignore[arg-type]
+    s = story(art("k1", "DW"))
+    assert policy.decide(s, T0) == "story.new"
+    s = mark_alerted(s, T0)
+    assert policy.decide(s, T0 + gap) is None  # nothing new
+    grown = replace(s, articles=(*s.articles, art("k2", "RT")))
+    assert policy.decide(grown, T0 + gap) == expected
+    same_outlet = replace(s, articles=(*s.articles, art("k3", "DW")))
+    assert policy.decide(same_outlet, T0 + gap) is None
+    assert policy.decide(replace(s, rule_ids=("r1", "r2")), T0 + gap) == expected
+
+
+def test_policy_never_alerts_without_rules_and_never_twice_new() -> None:
+    policy = AlertPolicy("every_outlet")
+    assert policy.decide(story(art("k1", "DW"), rules=()), T0) is None
+    s = mark_alerted(story(art("k1", "DW")), T0)
+    assert policy.decide(s, T0 + timedelta(days=1)) is None
+    assert policy.due_updates([s], T0) == []
+
+
+def test_held_back_updates_become_due() -> None:
+    policy = AlertPolicy("interval", timedelta(minutes=30))
+    s = mark_alerted(story(art("k1", "DW")), T0)
+    grown = replace(s, articles=(*s.articles, art("k2", "RT")))
+    assert policy.due_updates([grown], T0 + timedelta(minutes=10)) == []
+    assert policy.due_updates([grown], T0 + timedelta(minutes=30)) == [grown]
+
+
+def item(alert: str = "a_1", payload: dict[str, str] | None = None) -> OutboxItem:
+    body = json.dumps(payload or {"id": alert, "event": "story.new"})
+    return OutboxItem(alert_id=alert, sink="redis", payload=body, created_at=T0)
+
+
+@pytest.mark.anyio
+async def test_redis_sink_publishes_and_streams_exactly_once(redis_url: str) -> None:
+    sink = RedisSink(redis_url, channel="news-monitor:alerts", stream="news-monitor:alerts",
+                     maxlen=1000)
+    listener = aioredis.Redis.from_url(redis_url)
+    pubsub = listener.pubsub()
+    await pubsub.subscribe("news-monitor:alerts")
+    await pubsub.get_message(timeout=1)  # subscribe confirmation
+    try:
+        await sink.send(item("a_1"))
+        await sink.send(item("a_1"))  # a retry after a lost reply: no second entry
+        await sink.send(item("a_2"))
+        entries = await listener.xrange("news-monitor:alerts")
+        assert [e[1][b"id"] for e in entries] == [b"a_1", b"a_2"]
+        assert entries[0][1][b"event"] == b"story.new"
+        got = []
+        for _ in range(5):
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if msg:
+                got.append(json.loads(msg["data"])["id"])
+        assert got == ["a_1", "a_2"]
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+        await sink.aclose()
+
+
+@pytest.mark.anyio
+async def test_redis_sink_down_raises_sink_error_without_password() -> None:
+    sink = RedisSink(f"redis://:hunter2@127.0.0.1:{free_port()}/0", channel="c", stream="s",
+                     maxlen=1000)
+    with pytest.raises(SinkError) as exc:
+        await sink.send(item())
+    assert "hunter2" not in str(exc.value) and "127.0.0.1" in str(exc.value)
+    await sink.aclose()
+
+
+@pytest.mark.anyio
+async def test_jsonl_sink_appends_lines(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "sub" / "alerts.jsonl")
+    await sink.send(item("a_1"))
+    await sink.send(item("a_2"))
+    lines = (tmp_path / "sub" / "alerts.jsonl").read_text().splitlines()
+    assert [json.loads(x)["id"] for x in lines] == ["a_1", "a_2"]
+
+
+@pytest.mark.anyio
+async def test_jsonl_sink_unwritable_names_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    sink = JsonlSink(blocker / "alerts.jsonl")
+    with pytest.raises(SinkError) as exc:
+        await sink.send(item())
+    assert str(blocker / "alerts.jsonl") in str(exc.value)
+
+
+def test_retry_delay_backs_off_with_a_cap() -> None:
+    lo, hi = timedelta(seconds=1), timedelta(seconds=30)
+    assert [retry_delay(n, lo, hi).total_seconds() for n in (1, 2, 3, 6, 50)] == [
+        1, 2, 4, 30, 30]
+
+
+class FlakySink:
+    name = "flaky"
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.got: list[str] = []
+
+    async def send(self, it: OutboxItem) -> None:
+        if self.fail > 0:
+            self.fail -= 1
+            raise SinkError("flaky: down")
+        self.got.append(it.alert_id)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_outbox_keeps_alerts_until_the_sink_takes_them(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        await store.outbox_put([replace(item("a_1"), sink="flaky"),
+                                replace(item("a_2"), sink="flaky")])
+        sink = FlakySink(fail=1)
+        d = Deliverer(store, {"flaky": sink}, retry_min=timedelta(seconds=10),
+                      retry_max=timedelta(minutes=1))
+        stats = await d.deliver_due(T0)
+        assert (stats.sent, stats.failed, sink.got) == (0, 1, [])
+        assert (await store.outbox_depth())["flaky"] == 2
+        await d.deliver_due(T0 + timedelta(seconds=5))  # a_1 waits for its retry time
+        assert sink.got == ["a_2"]
+        await d.deliver_due(T0 + timedelta(seconds=11))
+        assert sink.got == ["a_2", "a_1"]
+        assert (await store.outbox_depth()).get("flaky", 0) == 0
+    finally:
+        await store.close()
+
+
+def test_errors_survive_pickling_across_the_parser_pool() -> None:
+    import pickle
+
+    from monitor.errors import ConfigError, FetchError, ParseError, Problem
+
+    e = pickle.loads(pickle.dumps(ParseError("http://x/feed", "not_a_feed", "garbage")))
+    assert (type(e), e.feed, e.kind, str(e)) == (
+        ParseError, "http://x/feed", "not_a_feed", "feed http://x/feed: not_a_feed: garbage")
+    f = pickle.loads(pickle.dumps(FetchError("u", "rate_limited", "429", status=429,
+                                             retry_after=30.0)))
+    assert (f.status, f.retry_after) == (429, 30.0)
+    c = pickle.loads(pickle.dumps(ConfigError([Problem("f.yaml", "a.b", "bad", 3, 1)])))
+    assert c.problems[0].line == 3

@@ -1,0 +1,58 @@
+"""The ingest path: feeds polled at once still fold one story's reports into one story."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.alerts.policy import AlertPolicy
+from monitor.ingest import Ingestor
+from monitor.match.rules import load_rules
+from monitor.models import Article
+from monitor.store.sqlite import SQLiteStore
+from monitor.stories.cluster import StoryConfig, StoryIndex
+from monitor.stories.identity import identity_keys
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = sorted((Path(__file__).resolve().parent / "data" / "seeds").glob("*.txt"))
+TITLES = ["Military chiefs from 34 countries discuss security guarantees for Ukraine in Paris",
+          "Western bloc discusses troop deployment to Ukraine at Paris summit"]
+NOW = datetime(2025, 3, 11, 18, 0, tzinfo=UTC)
+
+
+def seed_article(i: int) -> Article:
+    text = SEEDS[i].read_text(encoding="utf-8")
+    url = f"https://outlet{i}.example/paris"
+    keys = identity_keys(feed_url=f"https://outlet{i}.example/rss", guid=None, canonical=url,
+                         title=TITLES[i], summary=text)
+    return Article(key=keys[0], url=url, title=TITLES[i], summary=text,
+                   outlet=["DW", "RT"][i], language="en", published=NOW, seen_keys=keys)
+
+
+@pytest.mark.anyio
+async def test_concurrent_feeds_fold_the_seeds_into_one_story(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        ing = Ingestor(store, load_rules([ROOT / "rules"]), StoryIndex(StoryConfig()),
+                       AlertPolicy("every_outlet"), ["jsonl"],
+                       window=StoryConfig().window, seen_ttl=StoryConfig().window)
+        later = NOW.replace(second=5)  # polls start at different times, commit in any order
+        (a,), (b,) = await asyncio.gather(ing.ingest([seed_article(0)], later),
+                                          ing.ingest([seed_article(1)], NOW))
+        assert a.story_id == b.story_id
+        assert sorted(str(o.alert) for o in (a, b)) == ["story.new", "story.updated"]
+        assert (await store.outbox_depth())["jsonl"] == 2
+        queued = await store.outbox_due("jsonl", NOW.replace(minute=1), 10)
+        assert [q.payload.count('"outlet"') for q in queued] == [1, 2]  # new, then update
+        story = await store.get_story(a.story_id or "")
+        assert story is not None
+        assert story.outlets == ("DW", "RT") or story.outlets == ("RT", "DW")
+        # The same reports again (another feed, a restart): nothing new, no alert.
+        again = await ing.ingest([seed_article(0), seed_article(1)], NOW)
+        assert all(o.duplicate and o.alert is None for o in again)
+    finally:
+        await store.close()

@@ -1,0 +1,455 @@
+"""One contract, two back ends: every test here runs on SQLite and on a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from monitor.errors import StoreError
+from monitor.models import FeedState, Story, StoryArticle
+from monitor.store import OutboxItem, Store, StoryMember
+from monitor.store.redis import RedisStore
+from monitor.store.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+OpenStore = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """Makes a new, unopened store instance on the same backing data each call."""
+    if request.param == "sqlite":
+        path = tmp_path / "state" / "state.db"
+        return lambda: SQLiteStore(path)
+    url: str = request.getfixturevalue("redis_url")
+    return lambda: RedisStore(url, prefix="nm-test")
+
+
+@pytest.fixture
+async def open_store(backend: Callable[[], Store]) -> AsyncIterator[OpenStore]:
+    """Opens instances of the back end under test; closes them all at the end."""
+    opened: list[Store] = []
+
+    async def make() -> Store:
+        store = backend()
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(open_store: OpenStore) -> Store:
+    return await open_store()
+
+
+def story(story_id: str, last_seen: datetime, title: str = "Security guarantees") -> Story:
+    article = StoryArticle(
+        key=f"{story_id}-a1", outlet="Reuters", url=f"https://example.org/{story_id}",
+        title=title, published=last_seen - timedelta(minutes=5), language="en",
+        seen_at=last_seen, similarity=0.8, shared_terms=("guarantees", "ukraine"),
+    )
+    return Story(id=story_id, title=title, first_seen=last_seen - timedelta(hours=1),
+                 last_seen=last_seen, articles=(article,), rule_ids=("ua-sec",))
+
+
+def member(story_id: str, key: str, seen_at: datetime) -> StoryMember:
+    return StoryMember(story_id=story_id, article_key=key, seen_at=seen_at,
+                       features='{"minhash": [1, 2, 3]}')
+
+
+def item(alert_id: str, sink: str = "redis", created: float = 0, **kw: object) -> OutboxItem:
+    return OutboxItem(alert_id=alert_id, sink=sink, payload=f'{{"id": "{alert_id}"}}',
+                      created_at=at(created), **kw)  # type: ignore[arg-type]
+
+
+async def commit(store: Store, keys: list[str], story_id: str, seen_at: datetime,
+                 outbox: list[OutboxItem] | None = None, ttl: float = 3600) -> bool:
+    return await store.commit_article(
+        keys, story(story_id, seen_at), member(story_id, keys[0], seen_at), outbox or [],
+        seen_at, ttl,
+    )
+
+
+# -- feeds ---------------------------------------------------------------------
+
+
+async def test_sync_feeds_and_state_round_trip(store: Store) -> None:
+    await store.sync_feeds(["https://a/feed", "https://b/feed"], T0)
+    states = await store.all_feed_states()
+    assert [s.url for s in states] == ["https://a/feed", "https://b/feed"]
+    assert all(s.next_check == T0 for s in states)
+
+    full = FeedState(
+        url="https://a/feed", etag='W/"abc"', last_modified="Wed, 01 May 2024 11:00:00 GMT",
+        body_hash="h1", next_check=at(300), interval=300.0, failures=2, last_success=at(-60),
+        last_error="timeout", last_error_kind="timeout", last_error_at=at(-30),
+        redirect_url="https://a/new", redirect_count=1, gone=False, items_seen=42,
+    )
+    await store.save_feed_state(full)
+    assert await store.get_feed_state("https://a/feed") == full
+    assert await store.get_feed_state("https://nowhere/feed") is None
+
+    # Unlisting hides a feed from the listing but keeps what we learnt about it;
+    # listing it again brings back its validators.
+    await store.sync_feeds(["https://b/feed"], at(10))
+    assert [s.url for s in await store.all_feed_states()] == ["https://b/feed"]
+    await store.sync_feeds(["https://a/feed", "https://b/feed"], at(20))
+    again = await store.get_feed_state("https://a/feed")
+    assert again is not None
+    assert again.etag == 'W/"abc"'
+    assert again.items_seen == 42
+
+
+async def test_claim_due_earliest_first_within_lease_and_after(store: Store) -> None:
+    await store.sync_feeds(["a", "b", "c"], T0)
+    await store.save_feed_state(FeedState(url="a", next_check=at(30)))
+    await store.save_feed_state(FeedState(url="b", next_check=at(10)))
+    await store.save_feed_state(FeedState(url="c", next_check=at(100)))
+
+    assert await store.claim_due(at(5), lease_seconds=60, limit=10) == []
+    claimed = await store.claim_due(at(50), lease_seconds=60, limit=10)
+    assert [s.url for s in claimed] == ["b", "a"]
+    assert claimed[0].next_check == at(10)  # the state as saved, not the lease
+    # Within the lease nobody gets them again; c is not due yet.
+    assert await store.claim_due(at(60), lease_seconds=60, limit=10) == []
+    # c fell due at 100; a and b's lease ran out at 110.
+    assert [s.url for s in await store.claim_due(at(111), 60, 10)] == ["c", "a", "b"]
+
+
+async def test_claim_due_honours_limit(store: Store) -> None:
+    await store.sync_feeds([f"f{i}" for i in range(5)], T0)
+    first = await store.claim_due(at(1), 60, 2)
+    second = await store.claim_due(at(1), 60, 10)
+    assert len(first) == 2
+    assert len(second) == 3
+    assert {s.url for s in first}.isdisjoint(s.url for s in second)
+    assert await store.claim_due(at(1), 60, 0) == []
+
+
+async def test_save_feed_state_releases_the_claim(store: Store) -> None:
+    await store.sync_feeds(["a"], T0)
+    assert [s.url for s in await store.claim_due(at(1), 600, 5)] == ["a"]
+    await store.save_feed_state(FeedState(url="a", next_check=at(5), etag="e2"))
+    again = await store.claim_due(at(5), 600, 5)
+    assert [(s.url, s.etag) for s in again] == [("a", "e2")]
+
+
+async def test_release_claims_hands_back_only_claims_and_only_unshared(store: Store) -> None:
+    await store.sync_feeds(["a", "b", "c"], T0)
+    await store.save_feed_state(FeedState(url="a", next_check=at(10)))
+    await store.save_feed_state(FeedState(url="b", next_check=at(10)))
+    await store.save_feed_state(FeedState(url="c", next_check=at(500)))
+    assert [s.url for s in await store.claim_due(at(20), 600, 1)] == ["a"]  # a dies mid-poll
+
+    released = await store.release_claims()
+
+    if store.shared:  # another instance may be polling a: only its lease ends the claim
+        assert released == 0
+        assert [s.url for s in await store.claim_due(at(30), 600, 10)] == ["b"]
+    else:
+        assert released == 1
+        assert [s.url for s in await store.claim_due(at(30), 600, 10)] == ["a", "b"]
+    # c's far next_check is its schedule, not a claim: it stays put either way
+    assert await store.claim_due(at(499), 600, 10) == []
+
+
+async def test_unlisted_feeds_are_never_claimed(store: Store) -> None:
+    await store.sync_feeds(["a", "b"], T0)
+    await store.sync_feeds(["a"], T0)
+    # A poll that finishes after the feed was unlisted must not list it again.
+    await store.save_feed_state(FeedState(url="b", next_check=T0))
+    await store.save_feed_state(FeedState(url="never-listed", next_check=T0))
+    assert [s.url for s in await store.claim_due(at(10**6), 60, 10)] == ["a"]
+
+
+async def test_concurrent_claimers_never_share_a_feed(open_store: OpenStore) -> None:
+    first, second = await open_store(), await open_store()
+    urls = [f"https://feeds.example/{i:03d}" for i in range(60)]
+    await first.sync_feeds(urls, T0)
+    taken: dict[str, list[str]] = {"first": [], "second": []}
+
+    async def claimer(name: str, store: Store) -> None:
+        while batch := await store.claim_due(at(1), 600, 4):
+            taken[name] += [s.url for s in batch]
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(claimer, "first", first)
+        tg.start_soon(claimer, "second", second)
+
+    everything = taken["first"] + taken["second"]
+    assert sorted(everything) == urls  # all claimed, none twice
+    assert set(taken["first"]).isdisjoint(taken["second"])
+
+
+# -- seen keys and article commits ---------------------------------------------------
+
+
+async def test_commit_article_marks_seen_and_writes_everything(store: Store) -> None:
+    assert await store.seen_any([["g:1", "u:1"]]) == [False]
+    ok = await commit(store, ["g:1", "u:1"], "s1", at(0), [item("al-1"), item("al-1", "jsonl")])
+    assert ok is True
+    assert await store.seen_any([["g:1"], ["u:1", "x"], ["x"], []]) == [True, True, False, False]
+    assert await store.get_story("s1") == story("s1", at(0))
+    assert await store.recent_members(at(-1)) == [member("s1", "g:1", at(0))]
+    assert await store.outbox_depth() == {"jsonl": 1, "redis": 1}
+
+
+async def test_commit_article_refuses_seen_keys_and_writes_nothing(store: Store) -> None:
+    assert await commit(store, ["g:1", "u:1"], "s1", at(0), [item("al-1")])
+    refused = await commit(store, ["h:new", "u:1"], "s2", at(5), [item("al-2"), item("al-2", "x")])
+    assert refused is False
+    assert await store.seen_any([["h:new"]]) == [False]
+    assert await store.get_story("s2") is None
+    assert [m.story_id for m in await store.recent_members(at(-1))] == ["s1"]
+    assert await store.outbox_depth() == {"redis": 1}
+    assert [i.alert_id for i in await store.outbox_due("redis", at(100), 10)] == ["al-1"]
+
+
+async def test_concurrent_commits_of_one_article_alert_once(open_store: OpenStore) -> None:
+    first, second = await open_store(), await open_store()
+    results: list[bool] = []
+
+    async def run(store: Store, alert_id: str) -> None:
+        results.append(await commit(store, ["u:same"], "s1", at(0), [item(alert_id)]))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, first, "from-first")
+        tg.start_soon(run, second, "from-second")
+    assert sorted(results) == [False, True]
+    assert (await first.outbox_depth()) == {"redis": 1}
+
+
+async def test_seen_keys_expire(store: Store) -> None:
+    assert await commit(store, ["u:short"], "s1", at(0), ttl=0.05)
+    assert await commit(store, ["u:forever"], "s2", at(0), ttl=0)  # 0: never expires
+    assert await store.seen_any([["u:short"]]) == [True]
+    await anyio.sleep(0.3)
+    await store.expire(at(-10**6))
+    assert await store.seen_any([["u:short"], ["u:forever"]]) == [False, True]
+    assert await commit(store, ["u:short"], "s3", at(1)) is True
+
+
+# -- stories ----------------------------------------------------------------------------
+
+
+async def test_story_upsert_get_recent_and_expire(store: Store) -> None:
+    assert await store.get_story("nope") is None
+    assert await commit(store, ["k1"], "old", at(0))
+    assert await commit(store, ["k2"], "new", at(100))
+    updated = story("new", at(200), title="Updated headline")
+    await store.save_story(updated, [item("al-up", created=200)])
+    assert await store.get_story("new") == updated
+    assert [i.alert_id for i in await store.outbox_due("redis", at(300), 10)] == ["al-up"]
+
+    assert [s.id for s in await store.recent_stories(at(0))] == ["old", "new"]
+    assert [s.id for s in await store.recent_stories(at(1))] == ["new"]
+    assert await store.recent_stories(at(201)) == []
+
+    assert await store.expire(at(50)) == 1
+    assert await store.get_story("old") is None
+    assert await store.get_story("new") == updated
+    assert [m.story_id for m in await store.recent_members(at(-10))] == ["new"]
+    assert await store.expire(at(50)) == 0
+
+
+async def test_recent_members_oldest_first(store: Store) -> None:
+    for key, seconds in [("k-late", 20), ("k-early", 0), ("k-mid", 10)]:
+        assert await store.commit_article(
+            [key], story("s1", at(seconds)), member("s1", key, at(seconds)), [], at(seconds), 60
+        )
+    assert [m.article_key for m in await store.recent_members(T0)] == [
+        "k-early", "k-mid", "k-late"
+    ]
+    assert [m.article_key for m in await store.recent_members(at(10))] == ["k-mid", "k-late"]
+    assert (await store.recent_members(at(10)))[0] == member("s1", "k-mid", at(10))
+
+
+# -- outbox -----------------------------------------------------------------------------
+
+
+async def test_outbox_due_done_retry_depth(store: Store) -> None:
+    await store.outbox_put([
+        item("a2", created=2), item("a0", created=0), item("a1", created=1),
+        item("later", created=0, next_attempt=at(100)),
+        item("j0", sink="jsonl"),
+    ])
+    assert await store.outbox_depth() == {"jsonl": 1, "redis": 4}
+    due = await store.outbox_due("redis", at(10), 10)
+    assert [i.alert_id for i in due] == ["a0", "a1", "a2"]  # oldest first; "later" not yet
+    assert due[0] == item("a0", created=0)
+    assert [i.alert_id for i in await store.outbox_due("redis", at(10), 2)] == ["a0", "a1"]
+    assert await store.outbox_due("nobody", at(10), 10) == []
+
+    await store.outbox_done("redis", "a0")
+    await store.outbox_retry("redis", "a1", at(50), "connection refused")
+    assert [i.alert_id for i in await store.outbox_due("redis", at(10), 10)] == ["a2"]
+    retried = [i for i in await store.outbox_due("redis", at(60), 10) if i.alert_id == "a1"]
+    assert retried == [item("a1", created=1, attempts=1, next_attempt=at(50),
+                            last_error="connection refused")]
+    await store.outbox_retry("redis", "a1", at(70), "timeout")
+    again = [i for i in await store.outbox_due("redis", at(80), 10) if i.alert_id == "a1"]
+    assert (again[0].attempts, again[0].last_error) == (2, "timeout")
+    assert [i.alert_id for i in await store.outbox_due("redis", at(1000), 10)] == [
+        "a2", "a1", "later"
+    ]
+    assert await store.outbox_depth() == {"jsonl": 1, "redis": 3}
+
+    # A retry for an alert already delivered does not bring it back.
+    await store.outbox_retry("redis", "a0", at(5), "late failure report")
+    assert await store.outbox_depth() == {"jsonl": 1, "redis": 3}
+    await store.outbox_done("jsonl", "j0")
+    assert await store.outbox_depth() == {"redis": 3}
+
+
+async def test_outbox_put_is_idempotent_per_alert_and_sink(store: Store) -> None:
+    await store.outbox_put([item("a1")])
+    await store.outbox_retry("redis", "a1", at(5), "boom")
+    await store.outbox_put([
+        OutboxItem(alert_id="a1", sink="redis", payload="changed", created_at=at(0)),
+        item("a1", sink="jsonl"),
+    ])
+    assert await store.outbox_depth() == {"jsonl": 1, "redis": 1}
+    [kept] = await store.outbox_due("redis", at(10), 10)
+    assert kept.payload == '{"id": "a1"}'
+    assert kept.attempts == 1  # the earlier attempt is not forgotten
+    # The same alert enqueued by a commit is also not doubled.
+    assert await commit(store, ["k"], "s", at(0), [item("a1"), item("a1", sink="jsonl")])
+    assert await store.outbox_depth() == {"jsonl": 1, "redis": 1}
+
+
+async def test_state_survives_close_and_reopen(backend: Callable[[], Store]) -> None:
+    first = backend()
+    await first.open()
+    await first.sync_feeds(["a"], T0)
+    await first.save_feed_state(FeedState(url="a", etag="e1", next_check=at(60)))
+    assert await commit(first, ["u:1"], "s1", at(0), [item("al-1")])
+    await first.outbox_put([item("al-2", sink="jsonl", next_attempt=at(30))])
+    await first.close()
+    assert await first.ping() is False
+
+    second = backend()
+    await second.open()
+    try:
+        assert await second.ping() is True
+        state = await second.get_feed_state("a")
+        assert state is not None
+        assert state.etag == "e1"
+        assert await second.seen_any([["u:1"]]) == [True]
+        assert await second.get_story("s1") == story("s1", at(0))
+        assert [i.alert_id for i in await second.outbox_due("redis", at(1), 10)] == ["al-1"]
+        assert [i.alert_id for i in await second.outbox_due("jsonl", at(30), 10)] == ["al-2"]
+        assert [s.url for s in await second.claim_due(at(60), 60, 10)] == ["a"]
+    finally:
+        await second.close()
+
+
+async def test_use_before_open_is_a_store_error(backend: Callable[[], Store]) -> None:
+    from monitor.errors import StoreError
+
+    store = backend()
+    assert await store.ping() is False
+    with pytest.raises(StoreError, match="not open"):
+        await store.get_story("s")
+
+
+# -- sharing stories between instances ----------------------------------------------------
+
+
+async def test_shared_names_the_back_end(store: Store) -> None:
+    assert store.shared is isinstance(store, RedisStore)
+
+
+async def test_members_after_follows_commit_order_across_instances(
+        open_store: OpenStore) -> None:
+    writer, reader = await open_store(), await open_store()
+    assert await reader.members_after(None, 10) == ([], "0")
+    # Committed late-seen first: the feed is commit order, not seen_at order.
+    for key, seconds in [("k-late", 20), ("k-early", 0), ("k-mid", 10)]:
+        assert await commit(writer, [key], "s1", at(seconds))
+    first, cursor = await reader.members_after(None, 2)
+    assert [m.article_key for m in first] == ["k-late", "k-early"]
+    assert first[0] == member("s1", "k-late", at(20))
+    rest, cursor2 = await reader.members_after(cursor, 10)
+    assert [m.article_key for m in rest] == ["k-mid"]
+    assert await reader.members_after(cursor2, 10) == ([], cursor2)  # nothing new: same cursor
+    assert await writer.commit_article(["k-next"], story("s2", at(30)),
+                                       member("s2", "k-next", at(30)), [], at(30), 60)
+    assert await writer.commit_article(["k-plain"], story("s2", at(31)), None, [], at(31), 60)
+    newer, _ = await reader.members_after(cursor2, 10)
+    assert [m.article_key for m in newer] == ["k-next"]  # a story without a member adds none
+
+
+async def test_members_after_drops_expired_members(store: Store) -> None:
+    for key, seconds in [("k-old", 0), ("k-new", 100)]:
+        assert await commit(store, [key], f"s-{key}", at(seconds))
+    await store.expire(at(50))
+    members, cursor = await store.members_after(None, 10)
+    assert [m.article_key for m in members] == ["k-new"]
+    # A member committed after an expiry still follows the cursor (numbers never reused).
+    await store.expire(at(10**6))
+    assert await commit(store, ["k-after"], "s3", at(10**6))
+    members, _ = await store.members_after(cursor, 10)
+    assert [m.article_key for m in members] == ["k-after"]
+
+
+async def test_members_after_refuses_a_bad_cursor(store: Store) -> None:
+    with pytest.raises(StoreError, match="cursor"):
+        await store.members_after("not-a-cursor", 10)
+
+
+async def test_exclusive_admits_one_holder_at_a_time(open_store: OpenStore) -> None:
+    first, second = await open_store(), await open_store()
+    inside: list[str] = []
+    log: list[tuple[str, int]] = []
+
+    async def worker(name: str, store: Store) -> None:
+        for _ in range(5):
+            async with store.exclusive("stories", 30, wait_seconds=30):
+                inside.append(name)
+                log.append((name, len(inside)))
+                await anyio.sleep(0.002)  # yield to the other worker while holding it
+                inside.remove(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker, "first", first)
+        tg.start_soon(worker, "second", second)
+    assert len(log) == 10
+    assert all(n == 1 for _, n in log)  # never two holders at once
+    async with first.exclusive("stories", 30, wait_seconds=0):  # released after use
+        pass
+
+
+async def test_exclusive_gives_up_naming_the_lease(open_store: OpenStore) -> None:
+    first, second = await open_store(), await open_store()
+    async with first.exclusive("stories", 30):
+        with pytest.raises(StoreError, match="lease 'stories'"):
+            async with second.exclusive("stories", 30, wait_seconds=0.05):
+                pass  # pragma: no cover
+        async with second.exclusive("other-name", 30, wait_seconds=0):
+            pass  # leases are per name
+
+
+async def test_exclusive_is_released_when_the_body_fails(store: Store) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        async with store.exclusive("stories", 30):
+            raise RuntimeError("boom")
+    async with store.exclusive("stories", 30, wait_seconds=0):
+        pass

@@ -1,0 +1,143 @@
+"""What only the Redis store promises: its key space, its outage behaviour, its redaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from monitor.errors import StoreError
+from monitor.models import FeedState, Story
+from monitor.store.base import OutboxItem, StoryMember
+from monitor.store.keys import Keys
+from monitor.store.redis import RedisStore
+from tests.support.redis_server import RedisServer, free_port
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+PASSWORD = "s3cret-Pa55"
+
+
+def all_keys(url: str) -> list[str]:
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return sorted(client.scan_iter(count=1000))
+    finally:
+        client.close()
+
+
+async def exercise(store: RedisStore) -> None:
+    """Touch every kind of key the store writes."""
+    await store.sync_feeds(["https://a/feed", "https://b/feed"], T0)
+    await store.save_feed_state(FeedState(url="https://a/feed", etag="e"))
+    await store.claim_due(T0 + timedelta(seconds=1), 60, 10)
+    story = Story(id="s1", title="t", first_seen=T0, last_seen=T0)
+    member = StoryMember(story_id="s1", article_key="k", seen_at=T0, features="{}")
+    item = OutboxItem(alert_id="al", sink="redis", payload="{}", created_at=T0)
+    assert await store.commit_article(["g:1", "u:1"], story, member, [item], T0, 60)
+    await store.outbox_put([OutboxItem(alert_id="al2", sink="jsonl", payload="{}",
+                                       created_at=T0)])
+    await store.outbox_retry("jsonl", "al2", T0, "boom")
+
+
+async def test_every_key_lives_under_the_prefix(redis_url: str) -> None:
+    async with RedisStore(redis_url, prefix="deploy-a") as store:
+        await exercise(store)
+    keys = all_keys(redis_url)
+    assert len(keys) >= 10
+    assert all(k.startswith("deploy-a:") for k in keys), keys
+
+
+async def test_two_prefixes_share_a_server_without_seeing_each_other(redis_url: str) -> None:
+    async with RedisStore(redis_url, prefix="deploy-a") as a, \
+            RedisStore(redis_url, prefix="deploy-b") as b:
+        await exercise(a)
+        assert await b.all_feed_states() == []
+        assert await b.seen_any([["g:1"]]) == [False]
+        assert await b.outbox_depth() == {}
+        await exercise(b)  # the same article is new to the other deployment
+    keys = all_keys(redis_url)
+    assert {k.split(":", 1)[0] for k in keys} == {"deploy-a", "deploy-b"}
+
+
+def test_keys_pattern_escapes_glob_characters() -> None:
+    assert Keys("a*b").pattern == "a\\*b:*"
+    with pytest.raises(ValueError, match="prefix"):
+        Keys("")
+
+
+async def test_seen_keys_carry_a_ttl(redis_url: str) -> None:
+    async with RedisStore(redis_url, prefix="p") as store:
+        story = Story(id="s", title="t", first_seen=T0, last_seen=T0)
+        assert await store.commit_article(["k"], story, None, [], T0, 90)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        ttl = client.pttl(Keys("p").seen("k"))
+    finally:
+        client.close()
+    assert 0 < ttl <= 90_000
+
+
+async def test_unreachable_redis_is_store_error_with_password_masked() -> None:
+    url = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"
+    store = RedisStore(url)
+    with pytest.raises(StoreError) as info:
+        await store.open()
+    message = str(info.value)
+    assert PASSWORD not in message
+    assert f"redis://:***@127.0.0.1:{url.rsplit(':', 1)[1]}" in message
+    assert "open" in message
+    assert PASSWORD not in repr(store)
+    assert await store.ping() is False
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A Redis this test may stop and start (the session one is shared)."""
+    server = RedisServer()
+    try:
+        server.start()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    yield server
+    server.cleanup()
+
+
+async def test_wrong_password_is_store_error_with_password_masked(
+    own_server: RedisServer,
+) -> None:
+    client = redis.Redis.from_url(own_server.url)
+    client.config_set("requirepass", "the-right-one")
+    client.close()
+    url = own_server.url.replace("redis://", f"redis://default:{PASSWORD}@")
+    with pytest.raises(StoreError) as info:
+        await RedisStore(url).open()
+    assert PASSWORD not in str(info.value)
+    assert "default:***@" in str(info.value)
+    assert "password" in str(info.value)  # redis says what is wrong
+
+
+async def test_outage_ping_false_then_store_error_then_recovery(own_server: RedisServer) -> None:
+    async with RedisStore(own_server.url) as store:
+        await store.sync_feeds(["a"], T0)
+        own_server.stop()
+        assert await store.ping() is False
+        with pytest.raises(StoreError, match="claim_due"):
+            await store.claim_due(T0, 60, 10)
+        own_server.start()  # same port, empty data (no persistence)
+        assert await store.ping() is True
+        await store.sync_feeds(["b"], T0)
+        assert [s.url for s in await store.claim_due(T0, 60, 10)] == ["b"]
+
+
+async def test_foreign_data_under_prefix_is_store_error(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.set(Keys("p").stories, "not a sorted set")
+    client.close()
+    async with RedisStore(redis_url, prefix="p") as store:
+        story = Story(id="s", title="t", first_seen=T0, last_seen=T0)
+        with pytest.raises(StoreError, match=r"commit_article.*WRONGTYPE"):
+            await store.commit_article(["k"], story, None, [], T0, 60)
