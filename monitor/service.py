@@ -30,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urljoin
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loguru import logger
@@ -265,11 +266,19 @@ class Service:
             logger.info("websub: pushed {} entr(ies), {} new, {} alert(s)", len(outcomes), new,
                         alerts)
 
-    async def _offer_push(self, feed: str, parsed: ParsedFeed, fetched_url: str) -> None:
-        if self.push is None or not parsed.hub:
+    async def _offer_push(self, feed: str, parsed: ParsedFeed, fetched_url: str,
+                          link_header: str | None) -> None:
+        if self.push is None:
             return
+        # the spec prefers the header's links to the document's; they may be relative
+        links = {rel: urljoin(fetched_url, url)
+                 for rel, url in websub.link_relations(link_header).items()}
+        hub = links.get("hub") or parsed.hub
+        if not hub:
+            return
+        topic = links.get("self") or parsed.self_url or fetched_url
         try:
-            await self.push.offer(feed, parsed.hub, parsed.self_url or fetched_url)
+            await self.push.offer(feed, hub, topic)
         except Exception as e:  # push is a bonus: it must never fail the poll
             logger.opt(exception=e).warning("websub: could not subscribe: {}", e)
 
@@ -330,7 +339,8 @@ class Service:
                                            result.headers.get("content-type"))
                 if parsed.warning:
                     logger.debug("feed parsed with a warning: {}", parsed.warning)
-                await self._offer_push(state.url, parsed, result.final_url or url)
+                await self._offer_push(state.url, parsed, result.final_url or url,
+                                       result.headers.get("link"))
                 fresh = self._fresh(parsed.articles, now)
                 outcomes = await self.ingestor.ingest(fresh, now) if fresh else []
                 report = PollReport(state.url, "ok")

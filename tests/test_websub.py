@@ -100,6 +100,37 @@ def test_intent_for_an_unknown_callback_is_404() -> None:
     assert reply.status == 404
 
 
+def test_only_an_unsubscription_we_asked_for_is_confirmed() -> None:
+    leaving = _sub(state="active")
+    ask = {"hub.mode": "unsubscribe", "hub.topic": TOPIC, "hub.challenge": "bye"}
+    assert websub.verify_intent(ask, None, T0, leaving).body == b"bye"
+    assert websub.verify_intent(ask, None, T0).status == 404  # nothing leaving
+    assert websub.verify_intent(ask, _sub(state="active"), T0).status == 404  # still wanted
+    other = {**ask, "hub.topic": "https://other.example/"}
+    assert websub.verify_intent(other, None, T0, leaving).status == 404
+    # a subscription check never passes for a leaving topic
+    sub_ask = {**ask, "hub.mode": "subscribe"}
+    assert websub.verify_intent(sub_ask, None, T0, leaving).status == 404
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (None, {}),
+    ("", {}),
+    ('<https://hub.example/>; rel="hub", <https://pub.example/feed>; rel="self"',
+     {"hub": "https://hub.example/", "self": "https://pub.example/feed"}),
+    ("<https://hub.example/>; rel=hub", {"hub": "https://hub.example/"}),
+    ('<https://a.example/>; title="x, y"; rel="hub self"',
+     {"hub": "https://a.example/", "self": "https://a.example/"}),
+    ('<https://first.example/>; rel="hub", <https://second.example/>; rel="hub"',
+     {"hub": "https://first.example/"}),
+    ('<https://x.example/>; rel="alternate"; type="application/rss+xml"',
+     {"alternate": "https://x.example/"}),
+    ("garbage without brackets; rel=hub", {}),
+])
+def test_link_header_relations(header: str | None, expected: dict[str, str]) -> None:
+    assert websub.link_relations(header) == expected
+
+
 def test_denial_is_recorded() -> None:
     reply = websub.verify_intent({"hub.mode": "denied", "hub.topic": TOPIC,
                                   "hub.reason": "not allowed"}, _sub(), T0)
@@ -292,7 +323,7 @@ async def test_subscribe_verify_push_and_renew(tmp_path: Path, hub: FeedServer) 
                 assert unsigned.status_code == 202
                 stranger = await client.post(h.base + "/not-a-token", content=body,
                                              headers={"X-Hub-Signature": websub.sign(body, "x")})
-                assert stranger.status_code == 404
+                assert stranger.status_code == 410
                 huge = await client.post(callback, content=b"x" * (65 * 1024), headers={
                     "X-Hub-Signature": websub.sign(b"x" * (65 * 1024), "x")})
                 assert huge.status_code == 413
@@ -316,14 +347,30 @@ async def test_subscribe_verify_push_and_renew(tmp_path: Path, hub: FeedServer) 
             assert _form(hub.requests("/hub")[1].body)["hub.callback"] == callback
             assert h.receiver.active(feed)  # still active while the renewal is verified
 
-            # the feed leaves the feed list: its callback is dead, nothing renews it
+            # the feed leaves the feed list: the hub is asked to end it, nothing renews it
             h.feeds.discard(feed)
             assert await h.receiver.forget([feed, "http://never.subscribed/"]) == 1
             assert not h.receiver.active(feed)
+            assert hub.hits("/hub") == 3
+            bye = _form(hub.requests("/hub")[2].body)
+            assert bye == {"hub.mode": "unsubscribe", "hub.topic": TOPIC,
+                           "hub.callback": callback}
             async with httpx.AsyncClient() as client:
+                # the hub checks that intent: confirmed for this topic only, and once
+                wrong = await client.get(callback, params={
+                    "hub.mode": "unsubscribe", "hub.topic": "https://other.example/",
+                    "hub.challenge": "c1"})
+                assert wrong.status_code == 404
+                ok = await client.get(callback, params={
+                    "hub.mode": "unsubscribe", "hub.topic": TOPIC, "hub.challenge": "c2"})
+                assert (ok.status_code, ok.text) == (200, "c2")
+                again = await client.get(callback, params={
+                    "hub.mode": "unsubscribe", "hub.topic": TOPIC, "hub.challenge": "c3"})
+                assert again.status_code == 404
                 late = await client.post(callback, content=body, headers={
                     "X-Hub-Signature": websub.sign(body, key)})
-            assert late.status_code == 404
+            assert late.status_code == 410  # the spec's "subscription deleted"
+            assert h.pushed == [(feed, body, "application/rss+xml")]
             clock.now += timedelta(days=30)
             assert await h.receiver.renew_due() == 0
             assert await h.receiver.book.all() == []

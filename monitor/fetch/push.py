@@ -163,6 +163,7 @@ class PushReceiver:
         self.clock = clock
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.leaving: dict[str, Subscription] = {}  # token -> what we asked a hub to end
         self._base_path = urlsplit(config.callback_url).path.rstrip("/")
 
     # -- lifecycle -------------------------------------------------------------------
@@ -195,18 +196,41 @@ class PushReceiver:
         await self._subscribe(feed, hub, topic)
 
     async def forget(self, feeds: Iterable[str]) -> int:
-        """Stop renewing these feeds' subscriptions (removed from the feed list).
+        """End these feeds' subscriptions (removed from the feed list); returns how many.
 
-        Their callbacks answer 404 from now on (tokens are looked up among listed
-        feeds only), which hubs take as the end of the subscription; the lease lapses
-        on its own otherwise.
+        Each hub is asked to unsubscribe, and its check of that intent is confirmed
+        (``leaving``, in memory: the check comes within seconds, and if this process is
+        gone by then the lease simply lapses). The callback answers 410 to their
+        pushes from now on (tokens are looked up among listed feeds only).
         """
-        gone = 0
+        gone: list[Subscription] = []
         for feed in feeds:
-            gone += await self.book.remove(feed)
+            sub = await self.book.get(feed)
+            if await self.book.remove(feed) and sub is not None:
+                gone.append(sub)
+        for sub in gone:
+            await self._unsubscribe(sub)
         if gone:
-            logger.info("websub: forgot {} subscription(s) of removed feeds", gone)
-        return gone
+            logger.info("websub: ended {} subscription(s) of removed feeds", len(gone))
+        return len(gone)
+
+    async def _unsubscribe(self, sub: Subscription) -> None:
+        cfg = self.config
+        self.leaving[sub.token] = sub
+        form = websub.subscribe_form(sub, websub.callback_url(cfg.callback_url, sub.token),
+                                     cfg.secret, cfg.lease, mode="unsubscribe")
+        with logger.contextualize(feed=sub.feed):
+            try:
+                status = await self.fetcher.post_form(sub.hub, form)
+            except FetchError as e:
+                logger.warning("websub: unsubscription request to {} failed (the lease will "
+                               "lapse): {}: {}", sub.hub, e.kind, e.detail)
+                self.leaving.pop(sub.token, None)
+                return
+            if not 200 <= status < 300:
+                logger.warning("websub: hub {} refused to unsubscribe (HTTP {}); the lease "
+                               "will lapse", sub.hub, status)
+                self.leaving.pop(sub.token, None)
 
     async def renew_due(self) -> int:
         """Re-subscribe whatever is near its lease end or was never verified; returns count."""
@@ -307,7 +331,12 @@ class PushReceiver:
         method = request.method.upper()
         if method == b"GET":
             params = dict(parse_qsl(parts.query, keep_blank_values=True))
-            reply = websub.verify_intent(params, sub, self.clock())
+            leaving = self.leaving.get(token) if sub is None else None
+            reply = websub.verify_intent(params, sub, self.clock(), leaving)
+            if leaving is not None and reply.status == 200:
+                self.leaving.pop(token, None)
+                logger.info("websub: {} confirmed the end of the subscription to {}",
+                            leaving.hub, leaving.topic)
             if reply.subscription is not None and reply.subscription != sub:
                 await self.book.put(reply.subscription)
                 new = reply.subscription
@@ -320,8 +349,8 @@ class PushReceiver:
                                        new.detail)
             return reply.status, reply.body
         if method == b"POST":
-            if sub is None:
-                return 404, b"unknown subscription\n"
+            if sub is None:  # 410: the spec lets the hub drop a subscription on it
+                return 410, b"no such subscription\n"
             headers = {k.lower(): v for k, v in request.headers}
             signature = headers.get(b"x-hub-signature", b"").decode("latin-1") or None
             key = websub.hub_secret(self.config.secret, sub.topic)

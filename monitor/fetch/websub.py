@@ -16,6 +16,12 @@ is published instead of waiting for our next poll. The protocol, from our side:
    either way, so a forger learns nothing) and dropped.
 4. **Renew** before the lease runs out; while a subscription is active the feed is
    still polled, at a long fallback interval, in case the hub goes quiet.
+5. **Unsubscribe** when a feed leaves the list: POST ``hub.mode=unsubscribe`` and
+   confirm only that intent when the hub checks it. Pushes to a callback we no
+   longer know get ``410 Gone``, which the spec lets a hub take as the end.
+
+Discovery: ``rel="hub"``/``rel="self"`` in the HTTP ``Link`` header win over the
+same links in the feed document, as the spec asks.
 
 Secrets: one configured ``websub.secret``; each feed's callback token and hub secret
 are HMACs of it, so nothing per-feed needs storing and no two hubs share a key.
@@ -35,6 +41,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -75,6 +82,25 @@ class Subscription:
                    requested_at=datetime.fromisoformat(str(data["requested_at"])),
                    lease_until=datetime.fromisoformat(lease) if lease else None,
                    detail=data.get("detail"))
+
+
+_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,"=\s]+\s*(?:=\s*(?:"[^"]*"|[^;,]*))?)*)')
+_REL = re.compile(r'(?:^|;)\s*rel\s*=\s*(?:"([^"]*)"|([^;,\s]+))', re.IGNORECASE)
+
+
+def link_relations(header: str | None) -> dict[str, str]:
+    """``rel -> URL`` from an HTTP ``Link`` header (RFC 8288), first occurrence of each rel.
+
+    WebSub publishers may advertise ``rel="hub"`` and ``rel="self"`` here instead of
+    (or besides) the feed document, and the spec tells subscribers to prefer the
+    header. A rel attribute may list several relations (``rel="hub self"``).
+    """
+    found: dict[str, str] = {}
+    for url, params in _LINK.findall(header or ""):
+        for quoted, bare in _REL.findall(params):
+            for rel in (quoted or bare).lower().split():
+                found.setdefault(rel, url.strip())
+    return found
 
 
 def _mac(secret: str, purpose: str, value: str) -> bytes:
@@ -132,10 +158,19 @@ class IntentReply:
 
 
 def verify_intent(params: Mapping[str, str], sub: Subscription | None,
-                  now: datetime) -> IntentReply:
-    """Answer ``GET callback?hub.mode=...``: echo the challenge only for what we asked."""
+                  now: datetime, leaving: Subscription | None = None) -> IntentReply:
+    """Answer ``GET callback?hub.mode=...``: echo the challenge only for what we asked.
+
+    ``leaving`` is a subscription we asked the hub to end (its feed left the list):
+    only its unsubscription is confirmed, so nobody else can end ours.
+    """
     mode = params.get("hub.mode", "")
     topic = params.get("hub.topic", "")
+    if mode == "unsubscribe" and leaving is not None and topic == leaving.topic:
+        challenge = params.get("hub.challenge")
+        if not challenge:
+            return IntentReply(400, b"missing hub.challenge\n", None)
+        return IntentReply(200, challenge.encode(), None)
     if sub is None or topic != sub.topic:
         return IntentReply(404, b"unknown subscription\n", sub)
     if mode == "denied":
@@ -150,7 +185,7 @@ def verify_intent(params: Mapping[str, str], sub: Subscription | None,
         return IntentReply(200, challenge.encode(), replace(
             sub, state="active", lease_until=now + lease if lease else None, detail=None))
     if mode == "unsubscribe":
-        # we only ever unsubscribe on purpose, by forgetting the subscription first
+        # we unsubscribe only on purpose, for a feed that left the list (``leaving``)
         return IntentReply(404, b"not unsubscribing\n", sub)
     return IntentReply(400, b"bad hub.mode\n", sub)
 
