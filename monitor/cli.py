@@ -437,8 +437,10 @@ def tail(ctx: click.Context, group: str, consumer: str | None, as_json: bool,
     import os
     import socket
 
+    from rich.console import Console
+
+    from monitor.alerts.console import renderable
     from monitor.alerts.consumer import StreamConsumer
-    from monitor.alerts.payload import render_text
     from monitor.errors import SinkError
 
     settings = _settings(ctx)
@@ -449,11 +451,13 @@ def tail(ctx: click.Context, group: str, consumer: str | None, as_json: bool,
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
     reader = StreamConsumer(url, settings.sinks.redis.stream, group, name)
 
+    console = None if as_json else Console(highlight=False)
+
     async def show(payload: dict[str, Any]) -> None:
-        if as_json:
+        if console is None:
             click.echo(json.dumps(payload, ensure_ascii=False))
         else:
-            click.echo(render_text(payload) + "\n")
+            console.print(renderable(payload))
 
     async def go() -> int:
         try:
