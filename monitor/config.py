@@ -569,6 +569,12 @@ def _check_semantics(s: Settings, doc: YamlDoc) -> list[Problem]:
         out.append(doc.problem(("store", "url"),
                                f"unsupported store URL {redact_url(url)!r} "
                                "(use sqlite:///path.db or redis://host:port/db)"))
+    sink_url = s.redis.url.get_secret_value() if s.redis.url is not None else ""
+    if sink_url and not sink_url.startswith(("redis://", "rediss://", "unix://")):
+        # Checked here, not at the first delivery: `check` must refuse what `run` would.
+        out.append(doc.problem(("redis", "url"),
+                               f"unsupported Redis URL {redact_url(sink_url)!r} "
+                               "(use redis://host:port/db, rediss://... or unix:///path)"))
     if url == "redis" and s.redis.url is None:
         out.append(doc.problem(("store", "url"),
                                "'redis' needs redis.url (or NEWS_MONITOR_REDIS_URL)"))
