@@ -223,3 +223,12 @@ def test_real_locations_need_root() -> None:
     assert res.returncode == 1, res.stdout + res.stderr
     assert "run as root" in res.stderr and "/opt/news-monitor/venv" in res.stderr, res.stderr
     assert res.stdout == ""
+
+
+def test_install_script_is_shellcheck_clean() -> None:
+    exe = shutil.which("shellcheck")
+    if exe is None:
+        pytest.skip("shellcheck not installed (apt-get install shellcheck)")
+    res = subprocess.run([exe, str(INSTALL)], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
