@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.support.feed_server import FeedServer
-from tests.support.redis_server import free_port
+from tests.support.redis_server import ConfiguredRedis
 from tests.test_e2e import rss, seed_item
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
@@ -39,71 +35,17 @@ def documented_redis_conf() -> str:
     return found[0]
 
 
-class ConfiguredRedis:
-    """redis-server from a config file on a free port; ``crash()`` is SIGKILL, no shutdown save."""
-
-    def __init__(self, conf: str, folder: Path) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-                pytest.fail("CI=true but redis-server is not installed")
-            pytest.skip("redis-server is not installed")
-        self.exe = exe
-        self.port = free_port()
-        folder.mkdir(parents=True, exist_ok=True)
-        self.conf = folder / "redis.conf"
-        self.conf.write_text(f"{conf}\nport {self.port}\nbind 127.0.0.1\ndir {folder}\n"
-                             "daemonize no\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def admin_url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.exe, str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start with {self.conf}")
-
-    def crash(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.crash()
-
-
-@pytest.fixture
-def servers() -> Iterator[list[ConfiguredRedis]]:
-    started: list[ConfiguredRedis] = []
-    yield started
-    for s in started:
-        s.stop()
-
-
 def _xlen(url: str) -> int:
     with redis.Redis.from_url(url) as client:
         return int(client.xlen(STREAM))
 
 
 def test_documented_redis_serves_the_daemon_and_keeps_its_state_across_a_crash(
-        tmp_path: Path, servers: list[ConfiguredRedis]) -> None:
+        tmp_path: Path, redis_processes: list[ConfiguredRedis]) -> None:
     conf = documented_redis_conf()
     assert "CHANGE-ME" in conf
-    server = ConfiguredRedis(conf.replace("CHANGE-ME", PASSWORD), tmp_path / "redis")
-    servers.append(server)
+    server = ConfiguredRedis(conf.replace("CHANGE-ME", PASSWORD), str(tmp_path / "redis"))
+    redis_processes.append(server)
     server.start()
     # The daemon's URL names the ACL user only; the password comes from systemd's
     # credentials folder, as deploy/README.md sets it up.
@@ -135,9 +77,9 @@ def test_documented_redis_serves_the_daemon_and_keeps_its_state_across_a_crash(
             assert res.returncode == 0, res.stdout + res.stderr
 
         once()
-        alerts = _xlen(server.admin_url)
+        alerts = _xlen(server.url)
         assert alerts >= 1
-        with redis.Redis.from_url(server.admin_url, decode_responses=True) as admin:
+        with redis.Redis.from_url(server.url, decode_responses=True) as admin:
             keys = sorted(admin.scan_iter(count=1000))
             assert keys and all(k.startswith("news-monitor:") for k in keys), keys
             assert admin.config_get("appendonly") == {"appendonly": "yes"}
@@ -153,25 +95,25 @@ def test_documented_redis_serves_the_daemon_and_keeps_its_state_across_a_crash(
         # redis-server dies without saving: everything comes back from the AOF file ...
         server.crash()
         server.start()
-        assert _xlen(server.admin_url) == alerts
-        with redis.Redis.from_url(server.admin_url, decode_responses=True) as admin:
+        assert _xlen(server.url) == alerts
+        with redis.Redis.from_url(server.url, decode_responses=True) as admin:
             assert sorted(admin.scan_iter(count=1000)) == keys
         # ... so the daemon knows what it has already sent: no alert a second time.
         once()
-        assert _xlen(server.admin_url) == alerts
+        assert _xlen(server.url) == alerts
 
 
 def test_debian_default_without_aof_loses_the_stream_in_a_crash(
-        tmp_path: Path, servers: list[ConfiguredRedis]) -> None:
+        tmp_path: Path, redis_processes: list[ConfiguredRedis]) -> None:
     conf = documented_redis_conf().replace("CHANGE-ME", PASSWORD)
     conf = conf.replace("appendonly yes", "appendonly no")
-    server = ConfiguredRedis(conf, tmp_path / "redis")
-    servers.append(server)
+    server = ConfiguredRedis(conf, str(tmp_path / "redis"))
+    redis_processes.append(server)
     server.start()
-    with redis.Redis.from_url(server.admin_url) as admin:
+    with redis.Redis.from_url(server.url) as admin:
         for i in range(5):
             admin.xadd(STREAM, {"id": f"a{i}", "payload": "{}"})
-    assert _xlen(server.admin_url) == 5
+    assert _xlen(server.url) == 5
     server.crash()
     server.start()
-    assert _xlen(server.admin_url) == 0
+    assert _xlen(server.url) == 0
