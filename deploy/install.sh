@@ -163,6 +163,8 @@ fi
 
 [[ -f $src/pyproject.toml && -f $src/systemd/$UNIT_NAME ]] \
     || die "$src is not a news-monitor source checkout"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
 # 1. The package, in a venv of its own; a venv whose interpreter is gone is made anew.
 if [[ -x $venv/bin/python ]] && ! "$venv/bin/python" -c '' 2>/dev/null; then
@@ -177,14 +179,16 @@ if [[ ! -x $venv/bin/python ]]; then
     "$python" -m venv "$venv"
     say "created $venv"
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade "$src"
+# Built from a clean copy: an in-tree build would leave root-owned files in the checkout and
+# reuse its build/ folder, whose stale modules (deleted from the source since) end up in the wheel.
+mkdir "$tmp/src"
+tar -C "$src" --exclude=./.git --exclude=./.venv --exclude=./build --exclude='*.egg-info' \
+    --exclude='./.*cache' --exclude=./.hypothesis --exclude=./state -cf - . | tar -C "$tmp/src" -xf -
+"$venv/bin/python" -m pip install --quiet --upgrade "$tmp/src"
 say "installed $("$venv/bin/news-monitor" --version) into $venv"
 
 # 2. Config, feeds and rules: the operator's once written. A file whose content is ours is
 #    left alone; an edited one is kept and the shipped version goes beside it as .dist.
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
 conffile() {  # conffile SHIPPED INSTALLED [new|dist]: "dist" never writes INSTALLED itself
     local shipped=$1 dest=$2 when_absent=${3:-new}
     if [[ ! -e $dest && $when_absent == new ]]; then

@@ -26,8 +26,12 @@ INSTALL = ROOT / "deploy" / "install.sh"
 UNIT = "news-monitor.service"
 
 
+PROBE = "_install_probe.py"   # a module the source copy loses between two installs
+
+
 @dataclass(frozen=True)
 class Layout:
+    src: Path
     prefix: Path
     etc: Path
     unit_dir: Path
@@ -55,15 +59,23 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True,
+def _run(*args: str, script: Path = INSTALL) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True,
                           env=_env(), timeout=550, check=False)
+
+
+def _install(layout: Layout, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run(*layout.args(), *args, script=layout.src / "deploy" / "install.sh")
 
 
 def _snapshot(*folders: Path) -> dict[str, tuple[bytes, int, int]]:
     """Every file under the folders: content, mode and modification time."""
     return {str(p): (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns)
             for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _probes(layout: Layout) -> list[Path]:
+    return list(layout.venv.glob(f"lib/python3*/site-packages/monitor/{PROBE}"))
 
 
 def _shipped_rules() -> list[Path]:
@@ -73,10 +85,15 @@ def _shipped_rules() -> list[Path]:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     base = tmp_path_factory.mktemp("install")
+    # A copy of the checkout to install from, which a test may change; an extra module in it.
+    src = base / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", ".*cache", ".hypothesis", "state", "__pycache__"))
+    (src / "monitor" / PROBE).write_text('"""Present in the first install only."""\n')
     # Names unlike the real ones, so that a path left unmoved in the unit shows.
-    layout = Layout(prefix=base / "app", etc=base / "conf", unit_dir=base / "units",
+    layout = Layout(src=src, prefix=base / "app", etc=base / "conf", unit_dir=base / "units",
                     state=base / "lib" / "nm-state", first_run="")
-    res = _run(*layout.args())
+    res = _install(layout)
     assert res.returncode == 0, res.stdout + res.stderr
     yield Layout(**{**layout.__dict__, "first_run": res.stdout})
     shutil.rmtree(base, ignore_errors=True)
@@ -101,6 +118,10 @@ def test_installed_config_passes_check_with_paths_under_etc(installed: Layout) -
     assert shown["rules"]["paths"] == [str(installed.etc / "rules")]
     assert shown["state_dir"] == str(installed.state)
     assert shown["sinks"]["jsonl"]["path"] == str(installed.state / "alerts.jsonl")
+    # Installed from a clean copy: the whole package, and nothing built inside the checkout.
+    assert len(_probes(installed)) == 1
+    assert not (installed.src / "build").exists()
+    assert not list(installed.src.glob("*.egg-info"))
 
 
 def test_config_feeds_and_rules_are_in_place(installed: Layout) -> None:
@@ -150,8 +171,10 @@ def test_rerun_keeps_edits_refuses_a_broken_config_then_changes_nothing(
     terms.write_bytes(terms.read_bytes() + b"# local addition\n")
     edited_terms = terms.read_bytes()
     other.unlink()
+    # And the source loses a module: the upgrade must not keep it (a reused build/ would).
+    (installed.src / "monitor" / PROBE).unlink()
 
-    res = _run(*installed.args())
+    res = _install(installed)
     assert res.returncode != 0, res.stdout
     assert "poll.interval" in res.stderr and "not (re)started" in res.stderr, res.stderr
     assert config.read_bytes() == broken
@@ -169,11 +192,12 @@ def test_rerun_keeps_edits_refuses_a_broken_config_then_changes_nothing(
     assert edited != pristine
     config.write_bytes(edited)
     before = _snapshot(installed.etc, installed.unit_dir)
-    res = _run(*installed.args())
+    res = _install(installed)
     assert res.returncode == 0, res.stdout + res.stderr
     assert _snapshot(installed.etc, installed.unit_dir) == before
     assert "ok: config" in res.stdout and "installed news-monitor" in res.stdout
     assert (installed.venv / "bin" / "news-monitor").is_file()
+    assert _probes(installed) == []
 
 
 def test_uninstall_keeps_config_and_state_then_purge_removes_them(installed: Layout) -> None:
@@ -184,7 +208,7 @@ def test_uninstall_keeps_config_and_state_then_purge_removes_them(installed: Lay
     installed.state.symlink_to(private)
     config = (installed.etc / "monitor.yaml").read_bytes()
 
-    res = _run(*installed.args(), "--uninstall")
+    res = _install(installed, "--uninstall")
     assert res.returncode == 0, res.stdout + res.stderr
     assert not installed.venv.exists() and not installed.unit.exists()
     assert not installed.prefix.exists()            # emptied, so removed
@@ -192,7 +216,7 @@ def test_uninstall_keeps_config_and_state_then_purge_removes_them(installed: Lay
     assert (installed.state / "state.db").is_file()
     assert f"kept {installed.etc}" in res.stdout and "--purge" in res.stdout
 
-    res = _run(*installed.args(), "--purge")
+    res = _install(installed, "--purge")
     assert res.returncode == 0, res.stdout + res.stderr
     assert not installed.etc.exists()
     assert not installed.state.is_symlink() and not private.exists()
