@@ -79,6 +79,14 @@ while (($#)); do
     esac
 done
 
+system_folder() {
+    case $1 in
+        /|/bin|/boot|/dev|/etc|/home|/lib|/lib64|/opt|/proc|/root|/run|/sbin|/srv|/sys|/tmp|/usr|/usr/*bin|/usr/lib|/var|/var/lib|/var/lib/private)
+            return 0 ;;
+    esac
+    return 1
+}
+
 # Paths end up in the unit file and the YAML config unquoted: keep them to plain characters,
 # absolute, and clear of the folders a typo would wipe with --purge.
 for pair in prefix:--prefix etc:--etc unit_dir:--unit-dir state:--state-dir; do
@@ -86,10 +94,7 @@ for pair in prefix:--prefix etc:--etc unit_dir:--unit-dir state:--state-dir; do
     value=${!var%/}
     [[ $value =~ ^/[A-Za-z0-9._+/-]+$ ]] \
         || bad_path "$option must be an absolute path of letters, digits and ._+-/: '${!var}'"
-    case $value in
-        /bin|/boot|/dev|/etc|/home|/lib|/lib64|/opt|/proc|/root|/run|/sbin|/srv|/sys|/tmp|/usr|/usr/*bin|/usr/lib|/var|/var/lib)
-            bad_path "$option $value is a system folder" ;;
-    esac
+    if system_folder "$value"; then bad_path "$option $value is a system folder"; fi
     printf -v "$var" '%s' "$value"
 done
 venv=$prefix/venv
@@ -142,6 +147,7 @@ if [[ $action != install ]]; then
         # With DynamicUser= the state folder is a link into /var/lib/private: remove both.
         if [[ -L $state ]]; then
             target=$(readlink -f "$state")
+            system_folder "$target" && die "$state links to $target: not removing that"
             rm -rf "$target"
             rm -f "$state"
             say "removed $state and $target"
