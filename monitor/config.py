@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from monitor.errors import ConfigError, Problem
+from monitor.redis_url import SENTINEL_PREFIX, URL_PREFIXES, parse_sentinel_url
 from monitor.yamlsafe import KeyPath, YamlDoc, YamlError, format_path, load_yaml_file
 
 ENV_PREFIX = "NEWS_MONITOR_"
@@ -88,7 +89,8 @@ class _Section(BaseModel):
 class StoreSettings(_Section):
     url: SecretStr = Field(
         default=SecretStr(""),
-        description="'' or sqlite:///path.db (embedded), or redis://[:password@]host:port/db",
+        description="'' or sqlite:///path.db (embedded), or redis://[:password@]host:port/db "
+                    "or redis+sentinel://host:26379[,host:26379]/service/db",
     )
     prefix: str = Field(default="news-monitor", min_length=1, pattern=r"^[A-Za-z0-9:_.-]+$")
 
@@ -377,7 +379,7 @@ class Settings(_Section):
 
     def _with_secret(self, url: str) -> str:
         pw = self.password_file()
-        if pw is None or not url.startswith(("redis://", "rediss://")):
+        if pw is None or not url.startswith(("redis://", "rediss://", SENTINEL_PREFIX)):
             return url
         return _with_password(url, pw.read_text().strip())
 
@@ -403,9 +405,8 @@ def _with_password(url: str, password: str) -> str:
 
     parts = urlsplit(url)
     user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    # The address part as written: [::1]:6379 keeps its brackets, h1:26379,h2:26379 its list.
+    host = parts.netloc.rpartition("@")[2]
     netloc = f"{quote(user)}:{quote(password, safe='')}@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
@@ -563,12 +564,22 @@ def _check_semantics(s: Settings, doc: YamlDoc) -> list[Problem]:
     if s.poll.min_interval > s.poll.max_interval:
         out.append(doc.problem(("poll", "min_interval"), "must not exceed poll.max_interval"))
     url = s.store.url.get_secret_value()
-    if url and url != "redis" and not url.startswith(
-        ("sqlite:", "redis://", "rediss://", "unix://")
-    ):
+    if url and url != "redis" and not url.startswith(("sqlite:", *URL_PREFIXES)):
         out.append(doc.problem(("store", "url"),
-                               f"unsupported store URL {redact_url(url)!r} "
-                               "(use sqlite:///path.db or redis://host:port/db)"))
+                               f"unsupported store URL {redact_url(url)!r} (use sqlite:///path.db"
+                               ", redis://host:port/db or redis+sentinel://host:port/service)"))
+    sink_url = s.redis.url.get_secret_value() if s.redis.url is not None else ""
+    if sink_url and not sink_url.startswith(URL_PREFIXES):
+        # Checked here, not at the first delivery: `check` must refuse what `run` would.
+        out.append(doc.problem(("redis", "url"),
+                               f"unsupported Redis URL {redact_url(sink_url)!r} (use redis://"
+                               "host:port/db, rediss://, unix:///path or redis+sentinel://)"))
+    for key, value in (("store", url), ("redis", sink_url)):
+        if value.startswith(SENTINEL_PREFIX):
+            try:
+                parse_sentinel_url(value)
+            except ValueError as e:
+                out.append(doc.problem((key, "url"), f"{redact_url(value)}: {e}"))
     if url == "redis" and s.redis.url is None:
         out.append(doc.problem(("store", "url"),
                                "'redis' needs redis.url (or NEWS_MONITOR_REDIS_URL)"))

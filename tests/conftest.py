@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.redis_server import redis_url_for_tests
+from tests.support.redis_server import ConfiguredRedis, redis_url_for_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -52,3 +52,16 @@ def redis_url(redis_session_url: str) -> Iterator[str]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def redis_processes() -> Iterator[list[ConfiguredRedis]]:
+    """Servers a test starts from its own config (append them here): killed at the end."""
+    if shutil.which("redis-server") is None:
+        if _redis_required():
+            pytest.fail("CI=true but redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    started: list[ConfiguredRedis] = []
+    yield started
+    for server in started:
+        server.crash()

@@ -53,6 +53,19 @@ def test_semantic_errors_name_the_key(tmp_path: Path) -> None:
     assert "store.url" in text and "hunter2" not in text and "***" in text
 
 
+def test_a_sink_url_redis_cannot_open_is_refused_by_check(tmp_path: Path) -> None:
+    # Anything but redis://, rediss://, unix:// and redis+sentinel:// would pass `check`
+    # and then stop the daemon at start.
+    p = write(tmp_path, "redis:\n  url: redis+cluster://:hunter2@h1:7000,h2:7000/0\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(p, env={})
+    text = str(exc.value)
+    assert "redis.url: unsupported Redis URL" in text and "hunter2" not in text
+    for good in ("redis://h:6379/0", "rediss://h:6380/0", "unix:///run/redis/redis.sock",
+                 "redis+sentinel://h1:26379,h2/mymaster/1"):
+        assert load_settings(p, env={"NEWS_MONITOR_REDIS_URL": good}).redis_url() == good
+
+
 def test_missing_feed_list_and_rules_are_reported(tmp_path: Path) -> None:
     p = tmp_path / "monitor.yaml"
     p.write_text("feeds:\n  files: [nope.yaml]\nrules:\n  paths: [norules]\n")

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from monitor.config import redact_url
 from monitor.errors import SinkError
+from monitor.redis_url import connect
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -31,7 +32,7 @@ class StreamConsumer:
         self.min_idle_ms = min_idle_ms
         self.block_ms = block_ms
         self.batch = batch
-        self.client: aioredis.Redis = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        self.client: aioredis.Redis = connect(url, socket_connect_timeout=5)
 
     async def ensure_group(self, from_start: bool = True) -> None:
         try:

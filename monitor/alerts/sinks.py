@@ -24,6 +24,7 @@ from monitor.alerts.payload import render_text
 from monitor.alerts.render import message
 from monitor.config import redact_url
 from monitor.errors import SinkError
+from monitor.redis_url import connect
 from monitor.store.base import OutboxItem
 
 
@@ -123,7 +124,7 @@ class RedisSink:
         self.stream = stream
         self.maxlen = maxlen
         self.dedup_ttl = dedup_ttl_seconds
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
+        self.client: aioredis.Redis = connect(
             url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
         self._script = self.client.register_script(_PUBLISH_ONCE)
 

@@ -8,6 +8,7 @@
 | ``sqlite:///abs/path.db``                      | SQLite at ``/abs/path.db``             |
 | ``sqlite:relative.db``                         | SQLite at ``state_dir/relative.db``    |
 | ``redis://``, ``rediss://``, ``unix://``       | Redis (keys under ``prefix``)          |
+| ``redis+sentinel://host:26379/service/db``     | Redis primary found through Sentinel   |
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from monitor.store.redact import redact_url
 __all__ = ["OutboxItem", "Store", "StoryMember", "open_store"]
 
 DEFAULT_DB_NAME = "state.db"
-REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+sentinel"})
 
 
 def open_store(url: str | None, *, prefix: str = "news-monitor", state_dir: Path) -> Store:
@@ -56,7 +57,8 @@ def open_store(url: str | None, *, prefix: str = "news-monitor", state_dir: Path
             raise StoreError(f"store url {redact_url(url)}: {e}") from e
     raise StoreError(
         f"store url {redact_url(url)}: unknown scheme {parts.scheme!r}; use sqlite:///abs/path.db,"
-        " sqlite:relative.db, redis://host:port/db, rediss://... or unix:///path/redis.sock"
+        " sqlite:relative.db, redis://host:port/db, rediss://..., unix:///path/redis.sock"
+        " or redis+sentinel://host:26379/service/db"
     )
 
 

@@ -37,7 +37,8 @@ Why it looks like this:
   wastes a decision. With fencing it is exactly as safe (``bench/shared.py``).
 
 Redis Cluster: the scripts touch keys in several hash slots, so this store wants a
-single primary (with Sentinel for failover), not a Cluster.
+single primary (with Sentinel for failover: ``redis+sentinel://``, see ``redis_url.py``),
+not a Cluster.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from redis.exceptions import RedisError
 
 from monitor.errors import StoreError
 from monitor.models import FeedState, Story
+from monitor.redis_url import connect
 from monitor.store import redis_scripts as lua
 from monitor.store.base import OutboxItem, StoryMember
 from monitor.store.keys import DEFAULT_PREFIX, Keys, member_id
@@ -187,7 +189,7 @@ class RedisStore:
         if self._client is not None:
             return
         with self._errors("open"):
-            client = aioredis.Redis.from_url(
+            client = connect(
                 self.url,
                 decode_responses=True,
                 socket_timeout=SOCKET_TIMEOUT,

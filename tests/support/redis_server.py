@@ -76,3 +76,49 @@ def redis_url_for_tests() -> Iterator[str]:
         yield server.url
     finally:
         server.cleanup()
+
+
+class ConfiguredRedis:
+    """redis-server (or a sentinel) from a config text on a free port, in its own folder.
+
+    ``crash()`` is SIGKILL: no shutdown save, as in a real crash. ``start()`` again brings it
+    back on the same port with the same folder, so persistence can be checked.
+    """
+
+    def __init__(self, conf: str, folder: str, *, sentinel: bool = False) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed")
+        self.exe = exe
+        self.port = free_port()
+        self.sentinel = sentinel
+        os.makedirs(folder, exist_ok=True)
+        self.conf = os.path.join(folder, "sentinel.conf" if sentinel else "redis.conf")
+        with open(self.conf, "w", encoding="utf-8") as fh:
+            fh.write(f"port {self.port}\nbind 127.0.0.1\ndir {folder}\ndaemonize no\n{conf}\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's URL without credentials (the default user, when it has no password)."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = [self.exe, self.conf, *(["--sentinel"] if self.sentinel else [])]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start with {self.conf}")
+
+    def crash(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
