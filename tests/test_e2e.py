@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -86,13 +87,18 @@ class Daemon:
     def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
         self.config, self.env, self.log_path = config, env, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.groups: list[int] = []
 
     def start(self) -> None:
         self.log = open(self.log_path, "ab")  # noqa: SIM115
+        # its own process group, so kill() also reaches the parser pool's forkserver,
+        # which a SIGKILLed daemon leaves behind
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "monitor", "--config", str(self.config), "run"],
             stdout=subprocess.DEVNULL, stderr=self.log, env=self.env, cwd=self.config.parent,
+            start_new_session=True,
         )
+        self.groups.append(self.proc.pid)
 
     def stop(self, timeout: float = 15) -> int:
         assert self.proc is not None
@@ -105,6 +111,9 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+        for group in self.groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
         if not self.log.closed:
             self.log.close()
 

@@ -138,15 +138,16 @@ async def test_config_knobs_reach_the_wire(server: FeedServer, tmp_path: Path) -
     limits = fetch_limits(settings.poll)
     assert limits.host_spacing == pytest.approx(0.3)
     async with Fetcher(limits) as f:
-        await _fetch_all(f, [server.url("/k.xml")] * 3)
+        await _fetch_all(f, [server.url("/k.xml")] * 5)
     requests = server.requests("/k.xml")
+    assert len(requests) == 5
     assert all(r.headers["user-agent"].endswith("; mailto:ops@newsroom.example)")
                for r in requests)
-    gaps = [b.at - a.at for a, b in itertools.pairwise(requests)]
     # Spacing is enforced on request starts in the client; what the server sees also carries
-    # connection set-up jitter (a fresh connection vs a reused one), so allow for that. Without
-    # the knob the gaps are a few milliseconds.
-    assert min(gaps) >= 0.2
+    # scheduling and connection set-up delays, and one late arrival shortens the gap after it.
+    # The span of five requests is 4 x 0.3 s at the client and a few milliseconds without the
+    # knob; a late first arrival can take at most about one gap off it.
+    assert requests[-1].at - requests[0].at >= 0.8
 
 
 def test_bad_allow_networks_is_a_config_error(tmp_path: Path) -> None:
