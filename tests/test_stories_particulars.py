@@ -86,19 +86,19 @@ def test_config_rejects_negative_evidence_weights() -> None:
 
 
 @pytest.mark.parametrize(("text", "dates"), [
-    # datelines and leads as outlets write them (ECB+, UCI and feed snapshots)
+    # date and dateline formats as outlets write them (spacing as in ECB+ texts)
     ("Updated: November 11, 2011 20:09 IST", {(2011, 11, 11)}),
     ("Sat Nov 12 2011, 01: 19 hrs", {(2011, 11, 12)}),
     ("Posted on December 15th, 2008, 7: 35 am", {(2008, 12, 15)}),
-    ("thwarting an attack on 10 Nov 11.", {(0, 11, 10)}),
-    ("27 NOVEMBER, 2005 | Did the earth move for you?", {(2005, 11, 27)}),
+    ("an attack on 10 Nov 11.", {(0, 11, 10)}),
+    ("27 NOVEMBER, 2005 | Quake felt in Dubai", {(2005, 11, 27)}),
     ("WEDNESDAY, MARCH 4, 2009, 10: 53 AM", {(2009, 3, 4)}),
     ("Published on Friday, 27 September 2013", {(2013, 9, 27)}),
     ("the Dec. 2 vote", {(0, 12, 2)}),
     ("am 3. Mai in Berlin", {(0, 5, 3)}),
     ("el 12 de marzo de 2025", {(2025, 3, 12)}),
     ("2025-03-11T09:00Z and 11.03.2025", {(2025, 3, 11)}),
-    ("27 / 09 / 2013 - Turkmenistan", {(2013, 9, 27)}),
+    ("27 / 09 / 2013 - Election news", {(2013, 9, 27)}),
     ("04 / 28 / 09 07: 35 PM ET", {(2009, 4, 28)}),
     ("03/04/2011", {(2011, 3, 4), (2011, 4, 3)}),   # ambiguous: both readings
     # not dates: lower-case "may" and "march" are words, 31 February is no day
