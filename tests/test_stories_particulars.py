@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from monitor.stories.cluster import StoryConfig, StoryIndex
+from monitor.stories.dates import clock_spans, find_dates
 from monitor.stories.features import Features
-from monitor.stories.particulars import evidence, particulars
+from monitor.stories.particulars import MONTH_NUMBERS, evidence, particulars
 from tests.test_stories import T0, feed, load
 
 
-def test_particulars_read_years_weekdays_months_and_counts() -> None:
+def test_particulars_read_years_weekdays_months_dates_and_counts() -> None:
     marks = particulars("On Friday, November 11, 2011 the navy arrested 26 pirates and seized "
                         "7,000 rounds and 2.5 tonnes; the team is 9-14. It may rain.")
-    assert set(marks) == {"w4", "m11", "n11", "y2011", "n26", "n7000", "n2.5", "n9", "n14"}
+    # the date's day number is part of the date (d1111), not a count of 11 things
+    assert set(marks) == {"w4", "m11", "d1111", "y2011", "n26", "n7000", "n2.5", "n9", "n14"}
     assert list(marks) == sorted(marks)
 
 
 def test_month_words_count_only_when_capitalised_and_weekdays_in_other_languages() -> None:
     assert particulars("they may march on") == ()
-    assert particulars("Am Samstag, 3. Mai") == ("m5", "n3", "w5")
+    assert particulars("Am Samstag, 3. Mai") == ("d0503", "m5", "w5")
     assert particulars("le mercredi 12 mars") == ("n12", "w2")   # French month in lower case
     assert particulars("the 1951 treaty, a 2050 target") == ("n2050", "y1951")
 
@@ -65,8 +68,8 @@ def test_agreeing_particulars_raise_the_score_by_the_bonus() -> None:
     assert with_bonus.story_id == without.story_id
     assert with_bonus.similarity is not None
     assert without.similarity is not None
-    # November, 11, 2011 and the 26 pirates: month, count, year agree; no conflict
-    assert with_bonus.similarity == pytest.approx(without.similarity + 3 * 0.05, abs=1e-3)
+    # November 11, 2011 and the 26 pirates: date, month, count, year agree; no conflict
+    assert with_bonus.similarity == pytest.approx(without.similarity + 4 * 0.05, abs=1e-3)
 
 
 def test_particulars_survive_the_features_json() -> None:
@@ -80,3 +83,60 @@ def test_particulars_survive_the_features_json() -> None:
 def test_config_rejects_negative_evidence_weights() -> None:
     with pytest.raises(ValueError, match="conflict_penalty"):
         StoryConfig(conflict_penalty=-0.1)
+
+
+@pytest.mark.parametrize(("text", "dates"), [
+    # date and dateline formats as outlets write them (spacing as in ECB+ texts)
+    ("Updated: November 11, 2011 20:09 IST", {(2011, 11, 11)}),
+    ("Sat Nov 12 2011, 01: 19 hrs", {(2011, 11, 12)}),
+    ("Posted on December 15th, 2008, 7: 35 am", {(2008, 12, 15)}),
+    ("an attack on 10 Nov 11.", {(0, 11, 10)}),
+    ("27 NOVEMBER, 2005 | Quake felt in Dubai", {(2005, 11, 27)}),
+    ("WEDNESDAY, MARCH 4, 2009, 10: 53 AM", {(2009, 3, 4)}),
+    ("Published on Friday, 27 September 2013", {(2013, 9, 27)}),
+    ("the Dec. 2 vote", {(0, 12, 2)}),
+    ("am 3. Mai in Berlin", {(0, 5, 3)}),
+    ("el 12 de marzo de 2025", {(2025, 3, 12)}),
+    ("2025-03-11T09:00Z and 11.03.2025", {(2025, 3, 11)}),
+    ("27 / 09 / 2013 - Election news", {(2013, 9, 27)}),
+    ("04 / 28 / 09 07: 35 PM ET", {(2009, 4, 28)}),
+    ("03/04/2011", {(2011, 3, 4), (2011, 4, 3)}),   # ambiguous: both readings
+    # not dates: lower-case "may" and "march" are words, 31 February is no day
+    ("they may 2 times march 3 miles", set()),
+    ("February 31, 2011 and Apollo 11", set()),
+])
+def test_find_dates_resolves_written_dates(text: str, dates: set[tuple[int, int, int]]) -> None:
+    assert {(y, m, d) for _, y, m, d in find_dates(text, MONTH_NUMBERS)} == dates
+
+
+def test_clock_times_are_found_and_are_not_counts() -> None:
+    text = "At 9. 25 a. m. on Thursday, 1100 hrs IST, 19:04 and 10 pm, 26 pirates, 2.5 tonnes"
+    found = [text[a:b] for a, b in clock_spans(text)]
+    assert found == ["9. 25 a. m.", "1100 hrs", "19:04", "10 pm"]
+    assert particulars(text) == ("n2.5", "n26", "w3")
+
+
+def test_dates_agree_within_two_days_and_conflict_beyond() -> None:
+    story = {"d1112": 2}, {"d": 2}   # both members dated 12 November
+    assert evidence(("d1111",), *story, 2 / 3) == (1, 0)   # the day before: agreement
+    assert evidence(("d1114",), *story, 2 / 3) == (1, 0)
+    assert evidence(("d1115",), *story, 2 / 3) == (0, 1)   # three days on: another event
+    assert evidence(("d1212",), *story, 2 / 3) == (0, 1)   # same day, another month
+    assert evidence(("d0101",), {"d1231": 1}, {"d": 1}, 2 / 3) == (1, 0)   # across new year
+    assert evidence(("d0301",), {"d0229": 1}, {"d": 1}, 2 / 3) == (1, 0)
+
+
+def test_a_report_dated_weeks_apart_is_penalised_like_any_conflict() -> None:
+    # The same navy report, once as written (11 November 2011) and once re-dated to
+    # 25 November: the date conflict alone takes conflict_penalty off the score.
+    index = StoryIndex(StoryConfig(join_threshold=0.05))
+    feed(index, [load("navy_2011_a.txt")])
+    same_day = load("navy_2011_b.txt")
+    later = load("navy_2011_b.txt", key="redated")
+    later = replace(later, content=later.content.replace("November 11", "November 25"))
+    a = index.place(same_day, T0 + timedelta(minutes=30))
+    b = index.place(later, T0 + timedelta(minutes=30))
+    assert a.similarity is not None
+    assert b.similarity is not None
+    # agreement on the date (+0.05) lost, conflict (-0.10) gained
+    assert b.similarity == pytest.approx(a.similarity - 0.05 - 0.10, abs=0.02)

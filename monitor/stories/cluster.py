@@ -14,7 +14,7 @@ Decision, in order:
 3. ``similar``: the score between the article and a story is >= ``join_threshold``
    and they share >= ``min_shared_terms`` profile terms. The score is the cosine
    of their profiles, plus ``agree_bonus`` for each kind of event particular
-   (year, weekday, month, count; ``particulars.py``) on which the article agrees
+   (year, weekday, month, calendar date, count; ``particulars.py``) on which the article agrees
    with two thirds of the story's members, minus ``conflict_penalty`` for each
    kind where none of the article's values occurs in the story at all. Names
    and theme words say *what*; particulars say *which time*, which is what

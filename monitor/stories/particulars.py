@@ -1,4 +1,4 @@
-"""Event particulars: the years, weekdays, months and counts a report mentions. Pure, no I/O.
+"""Event particulars: the years, weekdays, months, dates and counts a report mentions. Pure.
 
 Two events that share their protagonists (the same boxer's two title fights, the same
 coach fired and, years earlier, hired; two Indian Navy anti-piracy actions in the Gulf
@@ -21,8 +21,15 @@ kind   mark                                        recognised by
                                                    nl, pt, sv (accent-folded)
 ``m``  ``m11`` (January = 1)                       capitalised month names and the
                                                    usual abbreviations, same languages
+``d``  ``d1111`` (month, day)                     a calendar date (``dates.py``): its
+                                                   year, if written, adds a ``y`` mark
 ``n``  ``n26``, ``n7000``                          any other number (``7,000`` -> 7000)
+                                                   outside dates and clock times
 =====  ==========================================  ===================================
+
+Dates compare with a tolerance: ``d1111`` agrees with a story holding ``d1110`` or
+``d1113`` (within ``DATE_TOLERANCE`` days), because outlets date one event's reports
+a day or two apart (the event, the next morning's paper, another time zone).
 
 Each kind counts once per comparison, so a long article with many numbers weighs no
 more than a short one. The text must already be accent-folded (``text._fold``).
@@ -32,8 +39,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Set
+from datetime import date, timedelta
 
-KINDS = "ywmn"
+from monitor.stories.dates import clock_spans, find_dates
+
+KINDS = "ywmdn"
+DATE_TOLERANCE = 2   # days: one event's reports are dated within a day or two
 
 _WEEKDAYS = [
     "monday montag lundi lunes lunedi maandag segunda mandag",
@@ -65,6 +76,21 @@ _MONTH = {w: f"m{i + 1}" for i, names in enumerate(_MONTHS) for w in names.split
 # capitalised somewhere, because "may", "march" and "sept" are also ordinary words.
 _WEEKDAY_WORDS = frozenset(_WEEKDAY)
 _MONTH_WORDS = frozenset(_MONTH)
+MONTH_NUMBERS = {w: int(m[1:]) for w, m in _MONTH.items()}
+
+
+def _date_mark(month: int, day: int) -> str:
+    return f"d{month:02d}{day:02d}"
+
+
+# Each date mark's neighbours within the tolerance (across month and year ends),
+# computed once: comparing a date is then a few dict lookups.
+_NEAR: dict[str, tuple[str, ...]] = {
+    _date_mark(d.month, d.day): tuple(
+        _date_mark(n.month, n.day) for n in (d + timedelta(days=k) for k in
+                                             range(-DATE_TOLERANCE, DATE_TOLERANCE + 1)))
+    for d in (date(2000, 1, 1) + timedelta(days=i) for i in range(366))
+}
 # A number not glued to letters: "23", "7,000", "2.5", and "9" and "14" of "9-14".
 _WORD_RE = re.compile(r"[^\W\d_]+")
 _NUMBER_RE = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w]|[.,]\d)")
@@ -87,7 +113,7 @@ def _number_mark(raw: str) -> str:
 
 
 def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
-    """The sorted marks (``y2011``, ``w5``, ``m11``, ``n26``) of an accent-folded text.
+    """The sorted marks (``y2011``, ``w5``, ``m11``, ``d1111``, ``n26``) of an accent-folded text.
 
     ``words`` is the text's set of casefolded words when the caller has it already
     (``text.extract`` does): set intersections find the few weekday and month names
@@ -95,7 +121,23 @@ def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
     """
     if words is None:
         words = {w.casefold() for w in _WORD_RE.findall(text)}
-    marks = {_number_mark(n) for n in _NUMBER_RE.findall(text)}
+    marks: set[str] = set()
+    spans = clock_spans(text)
+    present = {w: MONTH_NUMBERS[w] for w in words & _MONTH_WORDS}
+    for span, year, month, day in find_dates(text, present):
+        spans.append(span)
+        marks.add(_date_mark(month, day))
+        if 1950 <= year <= 2049:
+            marks.add(f"y{year}")
+    text_for_counts = text
+    if spans:   # the digits of dates and clock times are not counts
+        pieces, at = [], 0
+        for start, end in sorted(spans):
+            if start >= at:
+                pieces += [text[at:start], " " * (end - start)]
+                at = end
+        text_for_counts = "".join(pieces) + text[at:]
+    marks.update(_number_mark(n) for n in _NUMBER_RE.findall(text_for_counts))
     marks.update(_WEEKDAY[w] for w in words & _WEEKDAY_WORDS)
     for w in words & _MONTH_WORDS:
         if re.search(r"\b" + w.capitalize() + r"\b", text):
@@ -115,7 +157,10 @@ def evidence(marks: tuple[str, ...], held: dict[str, int], kinds: dict[str, int]
         kind = mark[0]
         n = kinds.get(kind, 0)
         if n:
-            share = held.get(mark, 0) / n
+            if kind == "d":
+                share = max(held.get(near, 0) for near in _NEAR.get(mark, (mark,))) / n
+            else:
+                share = held.get(mark, 0) / n
             if share > best.get(kind, -1.0):
                 best[kind] = share
     agree = sum(1 for s in best.values() if s >= agree_share)

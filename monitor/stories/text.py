@@ -23,7 +23,7 @@ the guessed one, see ``stopwords.py``) are dropped, accents folded, English plur
 reduced by the "S" stemmer (Harman 1991). Only the first ``MAX_CHARS`` of the body are
 read: a lead carries the particulars, and the cost stays bounded.
 
-``marks`` are the years, weekdays, months and counts mentioned (``particulars.py``).
+``marks`` are the years, weekdays, months, dates and counts mentioned (``particulars.py``).
 ``shingles`` (word 3-grams over every token, stop words included) feed the MinHash
 near-duplicate fingerprint: wire copy keeps those even when the headline is edited.
 """
