@@ -147,20 +147,35 @@ def story_id_for(article_key: str) -> str:
     return "s_" + hashlib.blake2b(article_key.encode("utf-8"), digest_size=8).hexdigest()
 
 
-def _df_buckets(df_hashes: bytes) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32] | None]:
-    """The df-table buckets of a member's terms, with how many of its terms fall in each.
+def _df_buckets(df_hashes: bytes) -> tuple[bytes, bytes | None]:
+    """The df-table buckets of a member's terms (uint32), with how many of its terms fall in each.
 
     Two terms can share a bucket, and ``table[b] += 1`` would count them once; that is
-    rare (a few members in a thousand), so the counts are only built then (``None``:
-    one term per bucket). ``np.unique`` on every member cost more than the table update
-    itself, and ``np.add.at`` is ~10x slower still.
+    rare (a few members in a thousand), so the counts are only kept then (``None``:
+    one term per bucket). ``np.unique`` on every insert and removal cost more than the
+    table update itself, and ``np.add.at`` is ~10x slower still. Bytes, not arrays:
+    an ndarray header costs 80 bytes more per member.
     """
     buckets = np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK)
     ordered = np.sort(buckets)
     if not (ordered[1:] == ordered[:-1]).any():
-        return buckets, None
+        return buckets.tobytes(), None
     unique, counts = np.unique(ordered, return_counts=True)
-    return unique, counts.astype(np.uint32)
+    return unique.tobytes(), counts.astype(np.uint32).tobytes()
+
+
+def _count(df: npt.NDArray[np.uint32], member: _Member, sign: int) -> None:
+    """Add (``sign`` 1) or take out (-1) one member's terms in the document frequencies."""
+    buckets = np.frombuffer(member.buckets, dtype=np.uint32)
+    if member.counts is None:
+        if sign > 0:
+            df[buckets] += 1
+        else:
+            df[buckets] -= 1
+    elif sign > 0:
+        df[buckets] += np.frombuffer(member.counts, dtype=np.uint32)
+    else:
+        df[buckets] -= np.frombuffer(member.counts, dtype=np.uint32)
 
 
 class _Member:
@@ -258,20 +273,19 @@ class StoryIndex:
         top = scores[order]
         norm = float(np.sqrt(np.dot(top, top))) or 1.0
         quantized = np.rint(top * (SCALE / norm)).astype(np.int64).tolist()
-        terms: list[str] = []
-        weights: list[int] = []
+        # Non-increasing, so the positive weights are a prefix.
+        k = len(quantized)
+        while k and quantized[k - 1] <= 0:
+            k -= 1
         interned = self._interned
         if len(interned) > TERM_CACHE_MAX:
             interned.clear()   # only sharing is lost; the daemon runs for months
-        for i, q in zip(order.tolist(), quantized, strict=True):
-            if q > 0:
-                term = terms_all[i]
-                terms.append(interned.setdefault(term, term))
-                weights.append(q)
+        picked = list(map(terms_all.__getitem__, order[:k].tolist()))
+        terms = tuple(map(interned.setdefault, picked, picked))
         sig = fingerprint.signature(tf.shingles)
         return Features(
             key=article.key, story_id="", seen_at=now.astimezone(UTC), language=tf.language,
-            terms=tuple(terms), weights=array("H", weights),
+            terms=terms, weights=array("H", quantized[:k]),
             df_hashes=array("I", sorted(set(hashes[:MAX_DF_TERMS]))).tobytes(),
             signature=sig, scheme=fingerprint.SCHEME, marks=tf.marks,
         )
@@ -413,10 +427,7 @@ class StoryIndex:
             story.marks[m] = story.marks.get(m, 0) + 1
         for k in {m[0] for m in feats.marks}:
             story.kinds[k] = story.kinds.get(k, 0) + 1
-        if member.counts is None:
-            self._df[member.buckets] += 1
-        else:
-            self._df[member.buckets] += member.counts
+        _count(self._df, member, 1)
         self._docs += 1
         if feats.signature is not None and feats.scheme == fingerprint.SCHEME:
             self._lsh.add(feats.key, feats.signature)
@@ -446,14 +457,18 @@ class StoryIndex:
             cut = vals[-1] if vals else 0
         story.cut = cut
         story.norm = math.hypot(*vals) or 1.0
+        pool: Iterable[str]
         if grown is not None:
-            top = sorted([(sums[t], t) for t in set(story.indexed).union(grown)], reverse=True)
+            pool = set(story.indexed).union(grown)
         else:
             floor = vals[INDEXED_TERMS - 1] if len(vals) >= INDEXED_TERMS else cut
             # the terms >= floor, picked in C (no Python frame per term)
-            top = sorted([(sums[t], t) for t in compress(sums, map(floor.__le__, sums.values()))],
-                         reverse=True)
-        indexed = tuple([t for _, t in top[:INDEXED_TERMS]])
+            pool = compress(sums, map(floor.__le__, sums.values()))
+        # Strongest first, ties by the larger term, as sorting (sum, term) pairs in
+        # reverse would give: two stable sorts in C, no tuple per term.
+        ranked = sorted(pool, reverse=True)
+        ranked.sort(key=sums.__getitem__, reverse=True)
+        indexed = tuple(ranked[:INDEXED_TERMS])
         old = story.indexed
         if indexed == old:
             return
@@ -479,10 +494,7 @@ class StoryIndex:
             return False
         story = self._stories[sid]
         feats = story.members.pop(key)
-        if feats.counts is None:
-            self._df[feats.buckets] -= 1
-        else:
-            self._df[feats.buckets] -= feats.counts
+        _count(self._df, feats, -1)
         self._docs -= 1
         self._lsh.remove(key)
         if not story.members:
