@@ -155,7 +155,8 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
     if len(cache) > WORD_CACHE_MAX:
         cache.clear()
     special: list[tuple[str, str, bool]] = []   # (word, term, has digit) boosted words
-    for low, tf in Counter(body_toks + title_toks).items():
+    tfs = Counter(body_toks + title_toks)
+    for low, tf in tfs.items():
         info = cache.get(low, _UNKNOWN)
         if info is _UNKNOWN:
             info = cache[low] = _word_info(low, stops, stem)
@@ -186,4 +187,4 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
     stream = (title_toks + body_toks)[:MAX_SHINGLE_TOKENS]
     shingles = list(map(" ".join, zip(stream, stream[1:], stream[2:], strict=False)))
     return TextFeatures(weights=weights, language=lang, shingles=shingles,
-                        marks=particulars(title + "\n" + body, title_set | set(body_toks)))
+                        marks=particulars(title + "\n" + body, tfs.keys()))
