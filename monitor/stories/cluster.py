@@ -465,8 +465,17 @@ class StoryIndex:
             # the terms >= floor, picked in C (no Python frame per term)
             pool = compress(sums, map(floor.__le__, sums.values()))
         # Strongest first, ties by the larger term, as sorting (sum, term) pairs in
-        # reverse would give: two stable sorts in C, no tuple per term.
-        ranked = sorted(pool, reverse=True)
+        # reverse would give. Sorting by the int sums alone is cheap; only the head
+        # (the first INDEXED_TERMS and whatever ties the last of them) is re-sorted
+        # by name, then by sum again (stable): C sorts, no tuple per term.
+        ranked = sorted(pool, key=sums.__getitem__, reverse=True)
+        if len(ranked) > INDEXED_TERMS:
+            last = sums[ranked[INDEXED_TERMS - 1]]
+            k = INDEXED_TERMS
+            while k < len(ranked) and sums[ranked[k]] == last:
+                k += 1
+            del ranked[k:]
+        ranked.sort(reverse=True)
         ranked.sort(key=sums.__getitem__, reverse=True)
         indexed = tuple(ranked[:INDEXED_TERMS])
         old = story.indexed
