@@ -64,11 +64,11 @@ class Features:
             "s": self.story_id,
             "t": self.seen_at.isoformat(),
             "l": self.language,
-            "p": [[t, w] for t, w in zip(self.terms, self.weights, strict=True)],
+            "p": list(zip(self.terms, self.weights, strict=True)),   # pairs: JSON arrays
             "d": base64.b64encode(self.df_hashes).decode("ascii"),
             "m": base64.b64encode(self.signature).decode("ascii") if self.signature else None,
             "ms": self.scheme,
-            "e": list(self.marks),
+            "e": self.marks,
         })
 
     @classmethod
