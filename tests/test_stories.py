@@ -298,3 +298,20 @@ def test_document_frequencies_return_to_zero_when_members_leave() -> None:
     index.expire(T0 + timedelta(days=30))
     assert index.members == 0
     assert int(index._df.sum()) == 0
+
+
+def test_features_texts_of_earlier_versions_restore_and_encode_the_same() -> None:
+    # A text as stored by the previous release: the in-memory layout changed, the text not.
+    text = ('{"v":1,"k":"uci169","s":"s_70ab711759cff1c6","t":"2025-03-11T08:48:00+00:00",'
+            '"l":"en","p":[["hated",6931],["stocks",4447],["dow",4220],["5",3793]],'
+            '"d":"BZj3Vq4rsYQZKZuc2KFX7Q==","m":null,"ms":"rensa","e":["n5"]}')
+    feats = Features.from_json(text)
+    assert feats.to_json() == text
+    index = StoryIndex()
+    index.restore([StoryMember(feats.story_id, feats.key, feats.seen_at, text)])
+    assert index.restore_skipped == 0
+    assert index.story_of("uci169") == "s_70ab711759cff1c6"
+    assert int(index._df.sum()) == 4
+    later = index.place(Article(key="k2", url="", title="Dow stocks hated, 5 days"),
+                        feats.seen_at + timedelta(minutes=1))
+    assert later.story_id == "s_70ab711759cff1c6"

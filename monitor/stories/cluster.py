@@ -502,8 +502,8 @@ class StoryIndex:
         if sid is None:
             return False
         story = self._stories[sid]
-        feats = story.members.pop(key)
-        _count(self._df, feats, -1)
+        member = story.members.pop(key)
+        _count(self._df, member, -1)
         self._docs -= 1
         self._lsh.remove(key)
         if not story.members:
@@ -515,18 +515,18 @@ class StoryIndex:
                         del self._postings[t]
             del self._stories[sid]
             return True
-        _decrement(story.marks, feats.marks)
-        _decrement(story.kinds, {m[0] for m in feats.marks})
-        for t, w in zip(feats.terms, feats.weights, strict=True):
+        _decrement(story.marks, member.marks)
+        _decrement(story.kinds, {m[0] for m in member.marks})
+        for t, w in zip(member.terms, member.weights, strict=True):
             v = story.sums.get(t, 0) - w
             if v > 0:
                 story.sums[t] = v
             else:
                 story.sums.pop(t, None)
         # members leave oldest first: only a bound that left needs the scan
-        if feats.seen_at <= story.first_seen:
+        if member.seen_at <= story.first_seen:
             story.first_seen = min(m.seen_at for m in story.members.values())
-        if feats.seen_at >= story.last_seen:
+        if member.seen_at >= story.last_seen:
             story.last_seen = max(m.seen_at for m in story.members.values())
         self._refresh(story)
         return False
@@ -539,8 +539,8 @@ class StoryIndex:
             story_id = self._member_story.get(key)
             if story_id is None:
                 continue
-            feats = self._stories[story_id].members[key]
-            if feats.seen_at != seen_at:
+            member = self._stories[story_id].members[key]
+            if member.seen_at != seen_at:
                 continue  # re-added later; its newer heap entry decides
             if self._remove_member(key):
                 dropped += 1
