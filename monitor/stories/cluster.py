@@ -203,7 +203,7 @@ def _decrement(counts: dict[str, int], keys: Iterable[str]) -> None:
 
 class _Story:
     __slots__ = ("cut", "first_seen", "id", "indexed", "kinds", "last_seen", "marks",
-                 "members", "norm", "sums")
+                 "members", "norm", "sums", "top_floor")
 
     def __init__(self, story_id: str, seen_at: datetime) -> None:
         self.id = story_id
@@ -214,6 +214,9 @@ class _Story:
         self.cut = 0
         self.norm = 1.0
         self.indexed: tuple[str, ...] = ()
+        # The sum of the last indexed term when they were ranked: no other term is above
+        # it, and none can rise above it without passing through ``_refresh``.
+        self.top_floor = 0
         self.marks: dict[str, int] = {}    # members holding each particular
         self.kinds: dict[str, int] = {}    # members mentioning each kind of particular
         self.first_seen = seen_at
@@ -460,6 +463,11 @@ class StoryIndex:
         pool: Iterable[str]
         if grown is not None:
             pool = set(story.indexed).union(grown)
+        elif len(story.indexed) == INDEXED_TERMS and all(
+                [sums.get(t, 0) > story.top_floor for t in story.indexed]):
+            # A removal only lowers sums: every other term is still <= top_floor, so the
+            # indexed terms, all still above it, stay the strongest (maybe reordered).
+            pool = story.indexed
         else:
             floor = vals[INDEXED_TERMS - 1] if len(vals) >= INDEXED_TERMS else cut
             # the terms >= floor, picked in C (no Python frame per term)
@@ -478,6 +486,7 @@ class StoryIndex:
         ranked.sort(reverse=True)
         ranked.sort(key=sums.__getitem__, reverse=True)
         indexed = tuple(ranked[:INDEXED_TERMS])
+        story.top_floor = sums[indexed[-1]] if len(indexed) == INDEXED_TERMS else 0
         old = story.indexed
         if indexed == old:
             return
