@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
           f" articles/s; {res['stories']:,.0f} stories, {res['members']:,.0f} members held")
     print(f"  per CPU second of this process (what one core does, whatever else runs): fill "
           f"{res['fill_per_cpu_s']:,.0f}, sustained {res['sustained_per_cpu_s']:,.0f} articles/s")
-    print(f"  peak RSS {rss_peak:,.0f} MB (articles generated in memory: {rss_before:,.0f} MB)")
+    per_member_kb = (res["rss_full_mb"] - rss_before) * 1024 / max(1.0, res["members"])
+    print(f"  peak RSS {rss_peak:,.0f} MB (articles generated in memory: {rss_before:,.0f} MB); "
+          f"the index: {per_member_kb:.1f} KB per member held (16 MB df table included)")
     base = run_baseline(arts[:base_n + 200], base_n, 200, config)
     print(f"baseline compare-with-every-article, window {base_n:,}: {base:,.0f} articles/s "
           f"(~{base * base_n / window_n:,.1f}/s at {window_n:,})")
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "sustained_articles_per_cpu_s": round(res["sustained_per_cpu_s"]),
         "stories": int(res["stories"]), "members": int(res["members"]),
         "peak_rss_mb": round(rss_peak), "rss_before_index_mb": round(rss_before),
+        "index_kb_per_member": round(per_member_kb, 2),
         "baseline": "compare-with-every-article", "baseline_window": base_n,
         "baseline_articles_per_s": round(base, 1),
         "speedup_vs_baseline_at_same_window": round(

@@ -266,3 +266,52 @@ def test_story_profiles_stay_exact_through_joins_and_expiry() -> None:
         assert story.indexed == tuple(t for _, t in ranked[:16])
         expected = {t for t, v in story.sums.items() if v >= story.cut}
         assert len(expected) >= min(len(story.sums), 80)
+
+
+def test_document_frequencies_return_to_zero_when_members_leave() -> None:
+    # Members are counted in and out of the df table by their buckets; two terms of one
+    # member sharing a bucket must count twice, both ways.
+    from array import array
+
+    from monitor.stories.cluster import DF_MASK, _df_buckets
+
+    shared, counts = _df_buckets(array("I", [5, 9, 5 + DF_MASK + 1]).tobytes())
+    assert array("I", shared).tolist() == [5, 9]
+    assert counts is not None
+    assert array("I", counts).tolist() == [2, 1]
+    alone, none = _df_buckets(array("I", [5, 9]).tobytes())
+    assert array("I", alone).tolist() == [5, 9]
+    assert none is None
+
+    index = StoryIndex()
+    placed = feed(index, [load("seed_paris_a.txt"), load("seed_paris_b.txt"),
+                          load("jeddah_a.txt")])
+    assert placed[0].parsed is not None
+    collide = placed[0].parsed
+    crafted = Features(key="crafted", story_id="s_crafted", seen_at=T0, language="en",
+                       terms=collide.terms, weights=collide.weights,
+                       df_hashes=array("I", [7, 7 + DF_MASK + 1, 11]).tobytes(),
+                       signature=None, scheme=collide.scheme)
+    index.restore([StoryMember("s_crafted", "crafted", T0, crafted.to_json())])
+    assert int(index._df[7]) == 2
+    assert int(index._df.sum()) > 0
+    index.expire(T0 + timedelta(days=30))
+    assert index.members == 0
+    assert int(index._df.sum()) == 0
+
+
+def test_features_texts_of_earlier_versions_restore_and_encode_the_same() -> None:
+    # A text as stored by the previous release: the in-memory layout changed, the text not.
+    text = ('{"v":1,"k":"uci169","s":"s_70ab711759cff1c6","t":"2025-03-11T08:48:00+00:00",'
+            '"l":"en","p":[["hated",6931],["stocks",4447],["dow",4220],["5",3793]],'
+            '"d":"BZj3Vq4rsYQZKZuc2KFX7Q==","m":null,"ms":"rensa","e":["n5"]}')
+    feats = Features.from_json(text)
+    assert feats.to_json() == text
+    index = StoryIndex()
+    index.restore([StoryMember(feats.story_id, feats.key, feats.seen_at, text)])
+    assert index.restore_skipped == 0
+    assert index.story_of("uci169") == "s_70ab711759cff1c6"
+    assert int(index._df.sum()) == 4
+    later = index.place(Article(key="k2", url="", title="Dow stocks hated, 5 days"),
+                        feats.seen_at + timedelta(minutes=1))
+    assert later.story_id == "s_70ab711759cff1c6"

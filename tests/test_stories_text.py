@@ -57,3 +57,28 @@ def test_shingles_keep_every_word() -> None:
     tf = extract("A title", "one two three four", "en")
     assert tf.shingles[0] == "a title one"
     assert len(tf.shingles) == 4
+
+
+def test_tokenizer_matches_the_plain_backtracking_pattern() -> None:
+    # The shipped patterns use possessive quantifiers for speed; they must split text
+    # exactly as the straightforward pattern (lazy gap, greedy word runs) does.
+    import re
+
+    from monitor.stories import text
+
+    word = r"[^\W_]+(?:(?:['’](?![sS]\b)|[.\-])[^\W_]+)*"
+    plain_gap_token = re.compile(r"([\W_]*?)(" + word + ")")
+    plain_token = re.compile(word)
+    samples = [
+        "Hello, world! It's O'Brien's U.S. 30-day plan; «quote» „x“ and “y”.",
+        "__init__ _a_ a_b a__b x' 's end. .. .. a's b’S c's'd 7,000 3.5% -- -x- x-",
+        "Glavaš in İstanbul; STRASSE Straße ΣΟΦΙΑ Кривий Ріг, 9-14 Sept. 2011",
+        "", "   ", "'", "a", "...a...", "a.b.c.d-e'f’g's",
+    ]
+    for s in samples:
+        assert text._GAP_TOKEN.findall(s) == plain_gap_token.findall(s), s
+        assert text._TOKEN.findall(s) == plain_token.findall(s), s
+    assert text._tokens("Leaders met. Officials spoke with Breuer in U.S. Army's base.") == (
+        ["leaders", "met", "officials", "spoke", "with", "breuer", "in", "u.s", "army", "s",
+         "base"],
+        {"breuer", "u.s"})   # "Army" follows a full stop: maybe a sentence start

@@ -68,6 +68,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain, compress
 from typing import Literal, cast
 
 import numpy as np
@@ -146,15 +147,49 @@ def story_id_for(article_key: str) -> str:
     return "s_" + hashlib.blake2b(article_key.encode("utf-8"), digest_size=8).hexdigest()
 
 
-def _bucket_counts(df_hashes: bytes) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
-    """The df-table buckets of a member's terms, each with how many of its terms fall in it.
+def _df_buckets(df_hashes: bytes) -> tuple[bytes, bytes | None]:
+    """The df-table buckets of a member's terms (uint32), with how many of its terms fall in each.
 
-    Two terms can share a bucket; ``np.unique`` counts them (``table[b] += 1`` would
-    count them once, and ``np.add.at`` is ~10x slower for this size).
+    Two terms can share a bucket, and ``table[b] += 1`` would count them once; that is
+    rare (a few members in a thousand), so the counts are only kept then (``None``:
+    one term per bucket). ``np.unique`` on every insert and removal cost more than the
+    table update itself, and ``np.add.at`` is ~10x slower still. Bytes, not arrays:
+    an ndarray header costs 80 bytes more per member.
     """
-    buckets, counts = np.unique(np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK),
-                                return_counts=True)
-    return buckets, counts.astype(np.uint32)
+    buckets = np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK)
+    ordered = np.sort(buckets)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return buckets.tobytes(), None
+    unique, counts = np.unique(ordered, return_counts=True)
+    return unique.tobytes(), counts.astype(np.uint32).tobytes()
+
+
+def _count(df: npt.NDArray[np.uint32], member: _Member, sign: int) -> None:
+    """Add (``sign`` 1) or take out (-1) one member's terms in the document frequencies."""
+    buckets = np.frombuffer(member.buckets, dtype=np.uint32)
+    if member.counts is None:
+        if sign > 0:
+            df[buckets] += 1
+        else:
+            df[buckets] -= 1
+    elif sign > 0:
+        df[buckets] += np.frombuffer(member.counts, dtype=np.uint32)
+    else:
+        df[buckets] -= np.frombuffer(member.counts, dtype=np.uint32)
+
+
+class _Member:
+    """What the index keeps of one member: exactly what taking it out again needs."""
+
+    __slots__ = ("buckets", "counts", "key", "marks", "seen_at", "terms", "weights")
+
+    def __init__(self, feats: Features) -> None:
+        self.key = feats.key
+        self.seen_at = feats.seen_at
+        self.terms = feats.terms
+        self.weights = feats.weights
+        self.marks = feats.marks
+        self.buckets, self.counts = _df_buckets(feats.df_hashes)
 
 
 def _decrement(counts: dict[str, int], keys: Iterable[str]) -> None:
@@ -168,17 +203,20 @@ def _decrement(counts: dict[str, int], keys: Iterable[str]) -> None:
 
 class _Story:
     __slots__ = ("cut", "first_seen", "id", "indexed", "kinds", "last_seen", "marks",
-                 "members", "norm", "sums")
+                 "members", "norm", "sums", "top_floor")
 
     def __init__(self, story_id: str, seen_at: datetime) -> None:
         self.id = story_id
-        self.members: dict[str, Features] = {}
+        self.members: dict[str, _Member] = {}
         self.sums: dict[str, int] = {}
         # The profile is implicit: the terms of ``sums`` >= ``cut`` (the story's
         # ``story_terms`` strongest, ties included), divided by ``norm``.
         self.cut = 0
         self.norm = 1.0
         self.indexed: tuple[str, ...] = ()
+        # The sum of the last indexed term when they were ranked: no other term is above
+        # it, and none can rise above it without passing through ``_refresh``.
+        self.top_floor = 0
         self.marks: dict[str, int] = {}    # members holding each particular
         self.kinds: dict[str, int] = {}    # members mentioning each kind of particular
         self.first_seen = seen_at
@@ -238,20 +276,19 @@ class StoryIndex:
         top = scores[order]
         norm = float(np.sqrt(np.dot(top, top))) or 1.0
         quantized = np.rint(top * (SCALE / norm)).astype(np.int64).tolist()
-        terms: list[str] = []
-        weights: list[int] = []
+        # Non-increasing, so the positive weights are a prefix.
+        k = len(quantized)
+        while k and quantized[k - 1] <= 0:
+            k -= 1
         interned = self._interned
         if len(interned) > TERM_CACHE_MAX:
             interned.clear()   # only sharing is lost; the daemon runs for months
-        for i, q in zip(order.tolist(), quantized, strict=True):
-            if q > 0:
-                term = terms_all[i]
-                terms.append(interned.setdefault(term, term))
-                weights.append(q)
+        picked = list(map(terms_all.__getitem__, order[:k].tolist()))
+        terms = tuple(map(interned.setdefault, picked, picked))
         sig = fingerprint.signature(tf.shingles)
         return Features(
             key=article.key, story_id="", seen_at=now.astimezone(UTC), language=tf.language,
-            terms=tuple(terms), weights=array("H", weights),
+            terms=terms, weights=array("H", quantized[:k]),
             df_hashes=array("I", sorted(set(hashes[:MAX_DF_TERMS]))).tobytes(),
             signature=sig, scheme=fingerprint.SCHEME, marks=tf.marks,
         )
@@ -291,39 +328,61 @@ class StoryIndex:
 
     def _best_story(self, feats: Features, now: datetime) -> tuple[str, float] | None:
         profile = feats.profile()
-        postings = self._postings
-        query = [(postings[t], profile[t]) for t in feats.terms[:QUERY_TERMS] if t in postings]
-        # Count hits in C (Counter.update over each posting set); only the stories
-        # sharing >= 2 of their indexed terms with the article's strongest ones are
-        # worth a full comparison, and only those get their weighted vote summed.
-        hits: Counter[str] = Counter()
-        for posting, _ in query:
-            hits.update(posting)
-        need = min(self.config.min_shared_terms, 2)
-        votes = [(sum([w for posting, w in query if sid in posting]), sid)
-                 for sid, n in hits.items() if n >= need]
-        ranked = heapq.nlargest(self.config.candidates, votes)
         best: tuple[str, float] | None = None
-        for _, sid in ranked:
+        for sid in self._candidates(feats, profile):
             story = self._stories[sid]
             if not self._live(story, now):
                 continue
-            shared = 0
-            dot = 0
-            sums, cut = story.sums, story.cut
-            for term in sums.keys() & profile.keys():   # intersection in C
-                c = sums[term]
-                if c >= cut:
-                    shared += 1
-                    dot += profile[term] * c
-            agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
-            sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
-                   - self.config.conflict_penalty * conflict)
+            sim, shared = self._score(feats, profile, story)
             if shared < self.config.min_shared_terms or sim < self.config.join_threshold:
                 continue
             if best is None or sim > best[1] or (sim == best[1] and sid < best[0]):
                 best = (sid, sim)
         return best
+
+    def _candidates(self, feats: Features, profile: dict[str, int]) -> list[str]:
+        """The stories worth a full comparison: at most ``candidates``, strongest vote first.
+
+        Only the stories sharing >= 2 of their indexed terms with the article's
+        ``QUERY_TERMS`` strongest count; their vote is the article's weight summed over
+        the shared ones (ties: the larger story id). Hits are counted in C over every
+        posting set but the largest: a story found only there has one hit, so it is
+        enough to ask the largest set about the stories the others found. That skips
+        about a third of the elements (the largest posting is a common word's).
+        """
+        postings = self._postings
+        query = [(postings[t], profile[t]) for t in feats.terms[:QUERY_TERMS] if t in postings]
+        need = min(self.config.min_shared_terms, 2)
+        if need == 2 and len(query) > 1:
+            largest = max([posting for posting, _ in query], key=len)
+            hits = Counter(chain.from_iterable(
+                [posting for posting, _ in query if posting is not largest]))
+            eligible = [sid for sid, n in hits.items() if n >= 2 or sid in largest]
+        else:
+            hits = Counter(chain.from_iterable([posting for posting, _ in query]))
+            eligible = [sid for sid, n in hits.items() if n >= need]
+        votes = [(sum([w for posting, w in query if sid in posting]), sid) for sid in eligible]
+        return [sid for _, sid in heapq.nlargest(self.config.candidates, votes)]
+
+    def _score(self, feats: Features, profile: dict[str, int], story: _Story) -> tuple[float, int]:
+        """The article's score against one story, and how many profile terms they share.
+
+        Score = cosine of the two profiles (the story's cut to its strongest terms)
+        + ``agree_bonus`` per kind of particular the story agrees on
+        - ``conflict_penalty`` per kind it contradicts (module docstring).
+        """
+        shared = 0
+        dot = 0
+        sums, cut = story.sums, story.cut
+        for term in sums.keys() & profile.keys():   # intersection in C
+            c = sums[term]
+            if c >= cut:
+                shared += 1
+                dot += profile[term] * c
+        agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
+        sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
+               - self.config.conflict_penalty * conflict)
+        return sim, shared
 
     def _shared_terms(self, feats: Features, story_id: str) -> tuple[str, ...]:
         story = self._stories.get(story_id)
@@ -360,7 +419,7 @@ class StoryIndex:
         story = self._stories.get(feats.story_id)
         if story is None:
             story = self._stories[feats.story_id] = _Story(feats.story_id, feats.seen_at)
-        story.members[feats.key] = feats
+        member = story.members[feats.key] = _Member(feats)
         story.first_seen = min(story.first_seen, feats.seen_at)
         story.last_seen = max(story.last_seen, feats.seen_at)
         self._member_story[feats.key] = feats.story_id
@@ -371,8 +430,7 @@ class StoryIndex:
             story.marks[m] = story.marks.get(m, 0) + 1
         for k in {m[0] for m in feats.marks}:
             story.kinds[k] = story.kinds.get(k, 0) + 1
-        buckets, counts = _bucket_counts(feats.df_hashes)
-        self._df[buckets] += counts
+        _count(self._df, member, 1)
         self._docs += 1
         if feats.signature is not None and feats.scheme == fingerprint.SCHEME:
             self._lsh.add(feats.key, feats.signature)
@@ -402,12 +460,33 @@ class StoryIndex:
             cut = vals[-1] if vals else 0
         story.cut = cut
         story.norm = math.hypot(*vals) or 1.0
+        pool: Iterable[str]
         if grown is not None:
-            top = sorted([(sums[t], t) for t in set(story.indexed).union(grown)], reverse=True)
+            pool = set(story.indexed).union(grown)
+        elif len(story.indexed) == INDEXED_TERMS and all(
+                [sums.get(t, 0) > story.top_floor for t in story.indexed]):
+            # A removal only lowers sums: every other term is still <= top_floor, so the
+            # indexed terms, all still above it, stay the strongest (maybe reordered).
+            pool = story.indexed
         else:
             floor = vals[INDEXED_TERMS - 1] if len(vals) >= INDEXED_TERMS else cut
-            top = sorted([(v, t) for t, v in sums.items() if v >= floor], reverse=True)
-        indexed = tuple([t for _, t in top[:INDEXED_TERMS]])
+            # the terms >= floor, picked in C (no Python frame per term)
+            pool = compress(sums, map(floor.__le__, sums.values()))
+        # Strongest first, ties by the larger term, as sorting (sum, term) pairs in
+        # reverse would give. Sorting by the int sums alone is cheap; only the head
+        # (the first INDEXED_TERMS and whatever ties the last of them) is re-sorted
+        # by name, then by sum again (stable): C sorts, no tuple per term.
+        ranked = sorted(pool, key=sums.__getitem__, reverse=True)
+        if len(ranked) > INDEXED_TERMS:
+            last = sums[ranked[INDEXED_TERMS - 1]]
+            k = INDEXED_TERMS
+            while k < len(ranked) and sums[ranked[k]] == last:
+                k += 1
+            del ranked[k:]
+        ranked.sort(reverse=True)
+        ranked.sort(key=sums.__getitem__, reverse=True)
+        indexed = tuple(ranked[:INDEXED_TERMS])
+        story.top_floor = sums[indexed[-1]] if len(indexed) == INDEXED_TERMS else 0
         old = story.indexed
         if indexed == old:
             return
@@ -432,9 +511,8 @@ class StoryIndex:
         if sid is None:
             return False
         story = self._stories[sid]
-        feats = story.members.pop(key)
-        buckets, counts = _bucket_counts(feats.df_hashes)
-        self._df[buckets] -= counts
+        member = story.members.pop(key)
+        _count(self._df, member, -1)
         self._docs -= 1
         self._lsh.remove(key)
         if not story.members:
@@ -446,16 +524,19 @@ class StoryIndex:
                         del self._postings[t]
             del self._stories[sid]
             return True
-        _decrement(story.marks, feats.marks)
-        _decrement(story.kinds, {m[0] for m in feats.marks})
-        for t, w in zip(feats.terms, feats.weights, strict=True):
+        _decrement(story.marks, member.marks)
+        _decrement(story.kinds, {m[0] for m in member.marks})
+        for t, w in zip(member.terms, member.weights, strict=True):
             v = story.sums.get(t, 0) - w
             if v > 0:
                 story.sums[t] = v
             else:
                 story.sums.pop(t, None)
-        story.first_seen = min(m.seen_at for m in story.members.values())
-        story.last_seen = max(m.seen_at for m in story.members.values())
+        # members leave oldest first: only a bound that left needs the scan
+        if member.seen_at <= story.first_seen:
+            story.first_seen = min(m.seen_at for m in story.members.values())
+        if member.seen_at >= story.last_seen:
+            story.last_seen = max(m.seen_at for m in story.members.values())
         self._refresh(story)
         return False
 
@@ -467,8 +548,8 @@ class StoryIndex:
             story_id = self._member_story.get(key)
             if story_id is None:
                 continue
-            feats = self._stories[story_id].members[key]
-            if feats.seen_at != seen_at:
+            member = self._stories[story_id].members[key]
+            if member.seen_at != seen_at:
                 continue  # re-added later; its newer heap entry decides
             if self._remove_member(key):
                 dropped += 1

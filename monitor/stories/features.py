@@ -28,6 +28,11 @@ from typing import Any
 VERSION = 1
 SCALE = 10_000
 
+# One encoder for every text: the same output as ``json.dumps(..., ensure_ascii=False,
+# separators=(",", ":"))``. Without the circular-reference check (a plain tree of lists
+# and strings cannot have one) encoding the 40 term pairs costs about half as much.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
 
 @dataclass(frozen=True, slots=True)
 class Features:
@@ -53,18 +58,18 @@ class Features:
                         self.weights, self.df_hashes, self.signature, self.scheme, self.marks)
 
     def to_json(self) -> str:
-        return json.dumps({
+        return _encode({
             "v": VERSION,
             "k": self.key,
             "s": self.story_id,
             "t": self.seen_at.isoformat(),
             "l": self.language,
-            "p": [[t, w] for t, w in zip(self.terms, self.weights, strict=True)],
+            "p": list(zip(self.terms, self.weights, strict=True)),   # pairs: JSON arrays
             "d": base64.b64encode(self.df_hashes).decode("ascii"),
             "m": base64.b64encode(self.signature).decode("ascii") if self.signature else None,
             "ms": self.scheme,
-            "e": list(self.marks),
-        }, ensure_ascii=False, separators=(",", ":"))
+            "e": self.marks,
+        })
 
     @classmethod
     def from_json(cls, text: str) -> Features:

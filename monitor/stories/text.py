@@ -35,6 +35,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 
 from monitor.stories.particulars import particulars
 from monitor.stories.stopwords import guess_language, stop_words_for
@@ -48,13 +49,18 @@ TITLE_BOOST = 1.5
 
 # A word, keeping inner apostrophes, dots and hyphens ("30-day", "U.S", "O'Brien") but
 # not a possessive "'s"; the gap before it tells whether it starts a sentence.
-_WORD = r"[^\W_]+(?:(?:['’](?![sS]\b)|[.\-])[^\W_]+)*"
+# Possessive quantifiers (``++``, ``*+``): a word run is never given back, because what
+# may follow it (a separator, the next gap) cannot be a word character; the matches
+# are the same as with plain ``+``/``*`` and a lazy gap, and ``re`` does about half the
+# work (no backtracking states; the lazy gap retried the word at every gap character).
+_WORD = r"[^\W_]++(?:(?:['’](?![sS]\b)|[.\-])[^\W_]++)*+"
 _TOKEN = re.compile(_WORD)
-_GAP_TOKEN = re.compile(r"([\W_]*?)(" + _WORD + ")")
+_GAP_TOKEN = re.compile(r"([\W_]*+)(" + _WORD + ")")
 _QUOTE = re.compile(r"“[^”]{1,400}”|\"[^\"\n]{1,400}\"|«[^»]{1,400}»|„[^“”]{1,400}[“”]")
 _SENTENCE_END = re.compile(r'[.!?:;\n"“”«»(]')
 _DIGIT = re.compile(r"\d")
 _COMBINING = re.compile(r"[\u0300-\u036f]")
+_SECOND = itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ def _tokens(text: str) -> tuple[list[str], set[str]]:
     pairs = _GAP_TOKEN.findall(text)
     names = {tok.casefold() for gap, tok in pairs[1:]
              if tok[0].isupper() and _SENTENCE_END.search(gap) is None}
-    return [tok.casefold() for _, tok in pairs], names
+    return list(map(str.casefold, map(_SECOND, pairs))), names
 
 
 # Memo of the per-word decisions that do not depend on the article: stop word or too
@@ -149,7 +155,8 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
     if len(cache) > WORD_CACHE_MAX:
         cache.clear()
     special: list[tuple[str, str, bool]] = []   # (word, term, has digit) boosted words
-    for low, tf in Counter(body_toks + title_toks).items():
+    tfs = Counter(body_toks + title_toks)
+    for low, tf in tfs.items():
         info = cache.get(low, _UNKNOWN)
         if info is _UNKNOWN:
             info = cache[low] = _word_info(low, stops, stem)
@@ -178,6 +185,6 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
                for term, tf in counts.items()}
 
     stream = (title_toks + body_toks)[:MAX_SHINGLE_TOKENS]
-    shingles = [f"{a} {b} {c}" for a, b, c in zip(stream, stream[1:], stream[2:], strict=False)]
+    shingles = list(map(" ".join, zip(stream, stream[1:], stream[2:], strict=False)))
     return TextFeatures(weights=weights, language=lang, shingles=shingles,
-                        marks=particulars(title + "\n" + body, title_set | set(body_toks)))
+                        marks=particulars(title + "\n" + body, tfs.keys()))
