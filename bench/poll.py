@@ -29,9 +29,10 @@ every ``new`` feed) and is the figure compared:
             process pool, a SQLite store, one rule matching the new items of one block
             of 20 feeds in ``--alert-every`` (4; the other new items are parsed,
             clustered and stored but raise no alert, as most news matches no rule), the
-            JSONL sink (one fsync per alert) behind a timing wrapper, the delivery loop
-            running: the daemon's path from fetch to alert. In a child process, so its
-            peak RSS is its own.
+            JSONL sink (one write and one fsync per delivery pass) behind a timing
+            wrapper, the delivery loop running: the daemon's path from fetch to alert.
+            In a child process, so its peak RSS is its own, started with
+            ``MALLOC_ARENA_MAX=2`` as ``systemd/news-monitor.service`` starts it.
 ``reader``  lemon24/reader ``update_feeds(workers=--concurrency)``, installed in a
             separate venv (``--reader-venv``, default /tmp/reader-venv, created on
             demand with ``python -m venv`` + pip; never a project dependency). Skipped
