@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import multiprocessing
 import os
 import random
 import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -59,6 +62,11 @@ from monitor.store import OutboxItem, Store, open_store
 from monitor.stories.cluster import StoryConfig, StoryIndex
 
 DRAIN_SECONDS = 6.0  # + up to 2 s of final delivery: out well within 10 s
+# How long the event loop may keep the GIL while another thread waits for it. The
+# store's thread needs it several times per transaction; at Python's default 5 ms a
+# busy loop made every article commit (taken one at a time, under the ingest lock)
+# cost tens of ms in a burst of polls (docs/BENCHMARKS.md).
+SWITCH_INTERVAL = 0.001
 
 
 @dataclass
@@ -81,6 +89,19 @@ class RunSummary:
     alerts: int = 0
     delivered: int = 0
     reports: list[PollReport] = field(default_factory=list)
+
+
+def _settle_runtime() -> None:
+    """After start-up: hand the GIL over sooner, and stop re-scanning start-up objects.
+
+    ``gc.freeze`` moves everything alive now (imports, settings, the feed list, the
+    restored story index) out of the collector's reach: they live as long as the
+    daemon, and full collections would otherwise walk them again and again while
+    polls wait.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    gc.collect()
+    gc.freeze()
 
 
 def load_feeds(settings: Settings) -> dict[str, FeedSpec]:
@@ -172,16 +193,24 @@ class Service:
         self.metrics.feeds.set(len(self.feeds))
         self.fetcher = Fetcher(self._fetch_limits())
         self.pool = self._new_pool()
+        _settle_runtime()
         logger.info("news-monitor started: {} feeds, {} rules, store {}, sinks {}",
                     len(self.feeds), len(self.rules), redact_url(st.store_url() or
                                                                    str(st.state_dir / "state.db")),
                     ", ".join(sinks) or "none")
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        """Parser processes: feedparser is CPU-bound and must not block the event loop."""
+        """Parser processes: feedparser is CPU-bound and must not block the event loop.
+
+        The fork server preloads only the parser (not ``__main__``, which
+        for ``news-monitor run`` imports the whole daemon), and the job pickled to the
+        workers is ``parse_feed`` itself: a worker holds the parser, not numpy, aiohttp
+        and the story index's imports (about 35 MB instead of 80 MB each).
+        """
         workers = self.settings.poll.parse_workers or (os.cpu_count() or 1)
-        return ProcessPoolExecutor(max_workers=workers,
-                                   mp_context=multiprocessing.get_context("forkserver"))
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([parse_feed.__module__, "feedparser"])
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
     async def health(self) -> tuple[bool, dict[str, object]]:
         """Ready when the store answers and the scheduler runs (or we are in ``once`` mode)."""
@@ -304,8 +333,9 @@ class Service:
         assert self.pool is not None
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
-                self.pool, _parse_job, body, spec, now, base_url, content_type)
+            return await loop.run_in_executor(self.pool, functools.partial(
+                parse_feed, body, spec, fetched_at=now, base_url=base_url,
+                content_type=content_type))
         except BrokenProcessPool:
             # A worker died (killed, out of memory): replace the pool, fail this feed only.
             self.pool.shutdown(wait=False, cancel_futures=True)
@@ -595,12 +625,18 @@ class Service:
         return summary
 
     async def _delivery_loop(self) -> None:
+        """One delivery pass whenever an alert is queued, and at least once a second.
+
+        The wake-up is cleared *before* the pass: an alert committed while the pass
+        runs (it read the outbox at its start) sets it again, and the next pass starts
+        at once instead of a second later.
+        """
         while True:
+            self.wake_delivery.clear()
             try:
                 await self.deliver()
             except Exception as e:
                 logger.opt(exception=e).error("delivery pass failed: {}", e)
-            self.wake_delivery.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake_delivery.wait(), timeout=1.0)
 
@@ -658,8 +694,3 @@ class Service:
             await asyncio.wait_for(self.deliver(), timeout=2.0)
         logger.info("stopped")
 
-
-def _parse_job(body: bytes, spec: FeedSpec, now: datetime, base_url: str,
-               content_type: str | None) -> ParsedFeed:
-    """Top-level so the process pool can pickle it."""
-    return parse_feed(body, spec, fetched_at=now, base_url=base_url, content_type=content_type)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -195,6 +197,77 @@ async def test_outbox_keeps_alerts_until_the_sink_takes_them(tmp_path: Path) -> 
         await d.deliver_due(T0 + timedelta(seconds=11))
         assert sink.got == ["a_2", "a_1"]
         assert (await store.outbox_depth()).get("flaky", 0) == 0
+    finally:
+        await store.close()
+
+
+class RecordingStore(SQLiteStore):
+    """A real SQLite store that notes, at each acknowledgement, what the JSONL file held."""
+
+    def __init__(self, path: Path, jsonl: Path, events: list[str]) -> None:
+        super().__init__(path)
+        self.jsonl = jsonl
+        self.events = events
+        self.lines_at_done: list[int] = []
+
+    async def outbox_done_many(self, sink: str, alert_ids: Sequence[str]) -> None:
+        self.events.append(f"done {len(alert_ids)}")
+        self.lines_at_done.append(len(self.jsonl.read_text().splitlines()))
+        await super().outbox_done_many(sink, alert_ids)
+
+
+@pytest.mark.anyio
+async def test_jsonl_batch_is_written_and_fsynced_once_before_it_is_acknowledged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # the real fsync, noted in order
+        real_fsync(fd)
+        events.append("fsync")
+
+    monkeypatch.setattr("monitor.alerts.sinks.os.fsync", fsync)
+    out = tmp_path / "alerts.jsonl"
+    store = RecordingStore(tmp_path / "s.db", out, events)
+    await store.open()
+    try:
+        await store.outbox_put([replace(item(f"a_{i}"), sink="jsonl", created_at=T0
+                                        + timedelta(microseconds=i)) for i in range(30)])
+        d = Deliverer(store, {"jsonl": JsonlSink(out)}, retry_min=timedelta(seconds=10),
+                      retry_max=timedelta(minutes=1))
+        stats = await d.deliver_due(T0 + timedelta(seconds=1))
+        assert (stats.sent, stats.failed) == (30, 0)
+        assert events == ["fsync", "done 30"]          # one fsync, then one acknowledgement
+        assert store.lines_at_done == [30]             # every line on disk before it
+        assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [
+            f"a_{i}" for i in range(30)]               # in outbox order
+        assert await store.outbox_depth() == {}
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_jsonl_batch_that_cannot_be_written_stays_due(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    blocker = tmp_path / "dir"
+    blocker.write_text("not a directory")  # the sink's directory cannot be created
+    try:
+        await store.outbox_put([replace(item(f"a_{i}"), sink="jsonl") for i in range(5)])
+        d = Deliverer(store, {"jsonl": JsonlSink(blocker / "alerts.jsonl")},
+                      retry_min=timedelta(seconds=10), retry_max=timedelta(minutes=1))
+        stats = await d.deliver_due(T0)
+        assert (stats.sent, stats.failed) == (0, 1)
+        assert await store.outbox_due("jsonl", T0 + timedelta(seconds=5), 10) == []
+        due = await store.outbox_due("jsonl", T0 + timedelta(seconds=11), 10)
+        assert sorted(i.alert_id for i in due) == [f"a_{i}" for i in range(5)]
+        assert {(i.attempts, str(blocker) in (i.last_error or "")) for i in due} == {(1, True)}
+        blocker.unlink()  # the disk is back: the whole batch goes out on the next pass
+        stats = await d.deliver_due(T0 + timedelta(seconds=11))
+        assert stats.sent == 5
+        lines = (blocker / "alerts.jsonl").read_text().splitlines()
+        assert sorted(json.loads(x)["id"] for x in lines) == [f"a_{i}" for i in range(5)]
+        assert await store.outbox_depth() == {}
     finally:
         await store.close()
 

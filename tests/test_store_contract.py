@@ -319,6 +319,17 @@ async def test_outbox_due_done_retry_depth(store: Store) -> None:
     assert await store.outbox_depth() == {"redis": 3}
 
 
+async def test_outbox_done_many_removes_the_batch_and_only_it(store: Store) -> None:
+    await store.outbox_put([item(f"a{i}", created=i) for i in range(5)]
+                           + [item("a1", sink="jsonl")])
+    await store.outbox_done_many("redis", ["a0", "a2", "a3", "a2", "never-queued"])
+    assert [i.alert_id for i in await store.outbox_due("redis", at(10), 10)] == ["a1", "a4"]
+    assert await store.outbox_depth() == {"jsonl": 1, "redis": 2}  # other sinks untouched
+    await store.outbox_done_many("redis", [])
+    await store.outbox_done_many("redis", ["a1", "a4"])
+    assert await store.outbox_depth() == {"jsonl": 1}
+
+
 async def test_outbox_put_is_idempotent_per_alert_and_sink(store: Store) -> None:
     await store.outbox_put([item("a1")])
     await store.outbox_retry("redis", "a1", at(5), "boom")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import pytest
 
 from monitor.errors import StoreError
-from monitor.models import Story
+from monitor.models import FeedState, Story
 from monitor.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -142,3 +142,29 @@ async def test_naive_datetime_is_refused_before_writing(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="naive"):
             await store.sync_feeds(["a"], datetime(2024, 5, 1))
         assert await store.all_feed_states() == []
+
+
+async def test_concurrent_feed_state_saves_share_transactions_and_all_land(
+        tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        saves = [FeedState(url=f"https://f{i % 150}/feed", etag=f"e{i}",
+                           next_check=T0 + timedelta(seconds=i)) for i in range(300)]
+        async with anyio.create_task_group() as tg:
+            for st in saves:   # started in order, so the later save of a feed wins
+                tg.start_soon(store.save_feed_state, st)
+        got = {s.url: s for s in await store.all_feed_states()}
+        assert got == {}  # saved, never listed: not in the listing ...
+        for i in range(150):  # ... but every row is there, with its last save
+            st = await store.get_feed_state(f"https://f{i}/feed")
+            assert st is not None and st.etag == f"e{i + 150}"
+            assert st.next_check == T0 + timedelta(seconds=i + 150)
+
+
+async def test_a_failed_feed_state_batch_does_not_swallow_later_saves(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    with pytest.raises(StoreError, match="not open"):
+        await store.save_feed_state(FeedState(url="https://a/feed", etag="lost"))
+    async with store:
+        await store.save_feed_state(FeedState(url="https://a/feed", etag="kept"))
+        st = await store.get_feed_state("https://a/feed")
+        assert st is not None and st.etag == "kept"

@@ -11,6 +11,11 @@ e.g. HTTP 401 or 422) is retried like the rest, logged at ERROR level, and
 after ``give_up_after`` attempts the alert moves to the dead-letter file (when
 one is configured; without one it is retried forever, never dropped).
 
+A batch sink (:class:`~monitor.alerts.sinks.BatchSink`, e.g. JSONL) takes all of
+a pass's due items in one call (one write, one fsync), and they are acknowledged
+together in one store round trip, only after the sink returned: a failure leaves
+every one of them due.
+
 Digest sinks (:class:`~monitor.alerts.digest.DigestSink`) take their due items
 in batches: one message per closed period, and every alert of the batch is
 acknowledged (or retried, or dead-lettered) together.
@@ -27,7 +32,7 @@ from loguru import logger
 from monitor.alerts.deadletter import DeadLetters
 from monitor.alerts.digest import DigestSink
 from monitor.alerts.failures import SinkBusy, SinkRejected
-from monitor.alerts.sinks import Sink
+from monitor.alerts.sinks import BatchSink, Sink
 from monitor.errors import SinkError, StoreError
 from monitor.store.base import OutboxItem, Store
 
@@ -119,13 +124,16 @@ class Deliverer:
         stats.sent += len(items)
         if self.on_result:
             self.on_result(name, True)
-        for item in items:
-            try:
-                await self.store.outbox_done(name, item.alert_id)
-            except StoreError as se:
-                # Sent but not acknowledged: it will be sent again, with the same id.
-                logger.warning("delivered {} but could not ack it: {}", item.alert_id, se)
-                return False
+        try:
+            if len(items) == 1:
+                await self.store.outbox_done(name, items[0].alert_id)
+            else:
+                await self.store.outbox_done_many(name, [i.alert_id for i in items])
+        except StoreError as se:
+            # Sent but not acknowledged: it will be sent again, with the same id.
+            logger.warning("delivered {} alert(s) ({} ...) but could not ack them: {}",
+                           len(items), items[0].alert_id, se)
+            return False
         return True
 
     async def _deliver_digest(self, name: str, sink: DigestSink, now: datetime,
@@ -145,6 +153,14 @@ class Deliverer:
     async def _deliver_each(self, name: str, sink: Sink, now: datetime,
                             stats: DeliveryStats) -> None:
         items = await self.store.outbox_due(name, now, self.batch)
+        if isinstance(sink, BatchSink) and items:
+            try:
+                await sink.send_many(items)
+            except SinkError as e:
+                await self._failed(name, items, e, now, stats)
+                return
+            await self._taken(name, items, stats)
+            return
         for item in items:
             try:
                 await sink.send(item)

@@ -1,5 +1,9 @@
 """Where alerts go. A sink either takes an alert or raises SinkError; the outbox retries.
 
+A sink that can take a whole delivery pass at once (:class:`BatchSink`) gets all
+its due alerts in one call: the JSONL sink then writes them with one fsync
+instead of one per alert, which is what bounds its alerts/s in a burst.
+
 The Redis sink writes each alert to the stream exactly once even when a command
 is retried after its reply was lost: one Lua script does ``SET NX`` on the
 alert id, and only if that succeeds ``XADD``s (capped with an approximate
@@ -14,11 +18,9 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Protocol
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
 
 from monitor.alerts.payload import render_text
 from monitor.alerts.render import message
@@ -26,6 +28,9 @@ from monitor.config import redact_url
 from monitor.errors import SinkError
 from monitor.redis_url import connect
 from monitor.store.base import OutboxItem
+
+if TYPE_CHECKING:  # redis is imported when a Redis sink is built, not by every daemon
+    import redis.asyncio as aioredis
 
 
 class Sink(Protocol):
@@ -35,6 +40,18 @@ class Sink(Protocol):
         """Deliver one alert or raise SinkError."""
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BatchSink(Sink, Protocol):
+    """A sink that takes several alerts in one go (one write, one fsync)."""
+
+    async def send_many(self, items: Sequence[OutboxItem]) -> None:
+        """Deliver every item, or raise SinkError.
+
+        After an error any of them may have been delivered already: they stay
+        queued and are sent again (at least once; consumers dedupe by ``id``).
+        """
 
 
 class StdoutSink:
@@ -66,12 +83,17 @@ class StdoutSink:
         return None
 
 
-def append_line(path: Path, line: str) -> None:
-    """Append one line and fsync it: a crash leaves whole lines only, never half an alert."""
+def append_lines(path: Path, lines: Sequence[str]) -> None:
+    """Append lines and fsync once; returns only when all of them are on disk.
+
+    One ``write`` of the whole batch, then one ``fsync``: the fsync is what costs
+    (milliseconds each), so a burst of alerts pays it once. A short write raises,
+    as a full disk would.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
-        data = (line + "\n").encode("utf-8")
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
         written = os.write(fd, data)
         if written != len(data):
             raise OSError(f"short write ({written} of {len(data)} bytes)")
@@ -80,8 +102,17 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+def append_line(path: Path, line: str) -> None:
+    """Append one line and fsync it: a crash leaves whole lines only, never half an alert."""
+    append_lines(path, [line])
+
+
 class JsonlSink:
-    """One JSON line per alert, appended and fsynced, so a crash never leaves half an alert."""
+    """One JSON line per alert, appended and fsynced, so a crash never leaves half an alert.
+
+    ``send_many`` writes a delivery pass's alerts with one fsync; the deliverer marks
+    them done only after it returns, so a crash between write and fsync re-sends them.
+    """
 
     name = "jsonl"
 
@@ -89,10 +120,17 @@ class JsonlSink:
         self.path = path
 
     async def send(self, item: OutboxItem) -> None:
+        await self.send_many([item])
+
+    async def send_many(self, items: Sequence[OutboxItem]) -> None:
+        if not items:
+            return
         try:
-            await asyncio.to_thread(append_line, self.path, item.payload)
+            await asyncio.to_thread(append_lines, self.path, [i.payload for i in items])
         except OSError as e:
-            raise SinkError(f"jsonl sink {self.path}: cannot append alert {item.alert_id}: "
+            what = (f"alert {items[0].alert_id}" if len(items) == 1
+                    else f"{len(items)} alerts ({items[0].alert_id} ...)")
+            raise SinkError(f"jsonl sink {self.path}: cannot append {what}: "
                             f"{e.strerror or e}") from e
 
     async def aclose(self) -> None:
@@ -129,6 +167,8 @@ class RedisSink:
         self._script = self.client.register_script(_PUBLISH_ONCE)
 
     async def send(self, item: OutboxItem) -> None:
+        from redis.exceptions import RedisError
+
         try:
             event = json.loads(item.payload).get("event", "")
             await self._script(
@@ -141,5 +181,7 @@ class RedisSink:
                             f"delivered: {type(e).__name__}: {e}") from e
 
     async def aclose(self) -> None:
+        from redis.exceptions import RedisError
+
         with contextlib.suppress(RedisError, OSError):
             await self.client.aclose()

@@ -34,8 +34,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
-
 from monitor.errors import ParseError
 from monitor.fetch.text import cap, html_to_text, plain_to_text
 from monitor.models import Article, FeedSpec
@@ -352,6 +350,8 @@ def _parse(
     # no Content-Location for feedparser: it would also "resolve" GUIDs against it,
     # and a GUID must not change when the feed moves; links are joined below
     base = base_url or feed.url
+    import feedparser  # here, not at the top: only parser processes need it (~6 MB)
+
     try:
         result = feedparser.parse(
             io.BytesIO(safe), response_headers=headers,

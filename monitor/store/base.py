@@ -161,6 +161,13 @@ class Store(Protocol):
     async def outbox_done(self, sink: str, alert_id: str) -> None:
         """The sink took the alert: remove it from that sink's queue."""
 
+    async def outbox_done_many(self, sink: str, alert_ids: Sequence[str]) -> None:
+        """The sink took all these alerts (one batch, one write): remove them together.
+
+        One round trip instead of one per alert: a burst of alerts is acknowledged
+        while the event loop is busiest. Ids not queued (already done) are ignored.
+        """
+
     async def outbox_retry(
         self, sink: str, alert_id: str, next_attempt: datetime, error: str
     ) -> None:

@@ -483,6 +483,16 @@ class RedisStore:
                 pipe.delete(self.keys.outbox_item(sink, alert_id))
                 await pipe.execute()
 
+    async def outbox_done_many(self, sink: str, alert_ids: Sequence[str]) -> None:
+        ids = list(dict.fromkeys(alert_ids))
+        if not ids:
+            return
+        with self._errors("outbox_done_many"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(self.keys.outbox_queue(sink), *ids)
+                pipe.delete(*(self.keys.outbox_item(sink, a) for a in ids))
+                await pipe.execute()
+
     async def outbox_retry(
         self, sink: str, alert_id: str, next_attempt: datetime, error: str
     ) -> None:

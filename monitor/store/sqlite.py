@@ -22,6 +22,12 @@ Why it looks like this:
   process-local lock: the Ingestor's plain path needs neither, and the lease's
   contract (mutual exclusion, a deadline naming the lease) still holds for any
   caller in this process. ``members_after`` reads an AUTOINCREMENT column.
+* **Feed states are group-committed.** Every poll ends with ``save_feed_state``;
+  at hundreds of polls a second, one transaction each kept the store's thread
+  busy and every article commit queued behind them. Saves that arrive while one
+  is waiting for the thread share its transaction (``executemany``, in arrival
+  order, so the last save of a feed wins); each caller still returns only once
+  its row is committed, and a failure reaches every caller of the batch.
 * **Schema versioned with ``PRAGMA user_version``**: each entry of ``_MIGRATIONS``
   takes the file one version up, inside one transaction; a file from a newer
   version is refused rather than misread.
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +180,17 @@ def _statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement: {pending.strip()[:60]}")
 
 
+class _StateBatch:
+    """Feed-state rows waiting for one shared transaction (see the module docstring)."""
+
+    __slots__ = ("closed", "done", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int, str]] = []
+        self.closed = False  # set by the store's thread when it takes the rows
+        self.done: asyncio.Future[None] | None = None
+
+
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
     for i in range(0, len(values), _CHUNK):
         yield values[i : i + _CHUNK]
@@ -190,6 +208,8 @@ class SQLiteStore:
         self.busy_timeout = busy_timeout
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._states: _StateBatch | None = None
+        self._states_lock = threading.Lock()  # the loop adds rows, the store's thread takes them
 
     @property
     def shared(self) -> bool:
@@ -357,16 +377,35 @@ class SQLiteStore:
     async def save_feed_state(self, state: FeedState) -> None:
         text = feed_state_to_json(state)
         due = 0 if state.next_check is None else to_micros(state.next_check)
+        with self._states_lock:
+            batch = self._states
+            # a new batch when the last one was taken, or failed before it could be
+            first = batch is None or batch.closed or (batch.done is not None
+                                                       and batch.done.done())
+            if first or batch is None:
+                batch = self._states = _StateBatch()
+            batch.rows.append((state.url, due, text))
+        if first:
+            taken = batch
 
-        def save(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
-                conn.execute(
-                    "INSERT INTO feeds (url, listed, due, state) VALUES (?, 0, ?, ?)"
-                    " ON CONFLICT (url) DO UPDATE SET due = excluded.due, state = excluded.state",
-                    (state.url, due, text),
-                )
+            def save(conn: sqlite3.Connection) -> None:
+                with self._states_lock:
+                    taken.closed = True
+                    rows = list(taken.rows)
+                with _transaction(conn):
+                    conn.executemany(
+                        "INSERT INTO feeds (url, listed, due, state) VALUES (?, 0, ?, ?)"
+                        " ON CONFLICT (url) DO UPDATE SET due = excluded.due,"
+                        " state = excluded.state",
+                        rows,
+                    )
 
-        await self._run("save_feed_state", save)
+            batch.done = asyncio.ensure_future(self._run("save_feed_state", save))
+            # read the outcome even if every caller was cancelled meanwhile (no warning)
+            batch.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        assert batch.done is not None
+        # shielded: one caller cancelled (a poll at shutdown) must not cancel the others' write
+        await asyncio.shield(batch.done)
 
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[FeedState]:
         if limit <= 0:
@@ -629,6 +668,20 @@ class SQLiteStore:
                 )
 
         await self._run("outbox_done", done)
+
+    async def outbox_done_many(self, sink: str, alert_ids: Sequence[str]) -> None:
+        ids = list(dict.fromkeys(alert_ids))
+        if not ids:
+            return
+
+        def done(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "DELETE FROM outbox WHERE sink = ? AND alert_id = ?",
+                    ((sink, a) for a in ids),
+                )
+
+        await self._run("outbox_done_many", done)
 
     async def outbox_retry(
         self, sink: str, alert_id: str, next_attempt: datetime, error: str
