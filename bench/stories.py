@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{res['fill_per_cpu_s']:,.0f}, sustained {res['sustained_per_cpu_s']:,.0f} articles/s")
     per_member_kb = (res["rss_full_mb"] - rss_before) * 1024 / max(1.0, res["members"])
     print(f"  peak RSS {rss_peak:,.0f} MB (articles generated in memory: {rss_before:,.0f} MB); "
-          f"the index: {per_member_kb:.1f} KB per member held (16 MB df table included)")
+          f"the index: {per_member_kb:.1f} KB per member held (4 MB df table included)")
     base = run_baseline(arts[:base_n + 200], base_n, 200, config)
     print(f"baseline compare-with-every-article, window {base_n:,}: {base:,.0f} articles/s "
           f"(~{base * base_n / window_n:,.1f}/s at {window_n:,})")
