@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,13 +238,25 @@ def test_bad_options_exit_2_with_a_usage_message(args: list[str], tmp_path: Path
 
 def test_real_locations_need_root() -> None:
     cmd = ["bash", str(INSTALL), "--no-systemctl"]
+    readable: Path | None = None
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             pytest.skip("running as root and no setpriv to drop privileges")
-        cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60,
-                         check=False)
+        # the checkout may sit in a folder only root can enter (mktemp -d is 0700), so
+        # the unprivileged user gets a copy of the script it can read
+        readable = Path(tempfile.mkdtemp(prefix="nm-install-"))
+        readable.chmod(0o755)
+        script = Path(shutil.copy(INSTALL, readable / "install.sh"))
+        script.chmod(0o755)
+        cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+               "bash", str(script), "--no-systemctl"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60,
+                             check=False)
+    finally:
+        if readable is not None:
+            shutil.rmtree(readable)
     assert res.returncode == 1, res.stdout + res.stderr
     assert "run as root" in res.stderr and "/opt/news-monitor/venv" in res.stderr, res.stderr
     assert res.stdout == ""
