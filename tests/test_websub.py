@@ -26,6 +26,7 @@ from monitor.fetch.websub import Subscription
 from monitor.service import Service
 from monitor.store.sqlite import SQLiteStore
 from tests.support.feed_server import LOOPBACK, FeedServer
+from tests.support.redis_server import free_port
 from tests.test_e2e import rss, seed_item
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -421,12 +422,6 @@ def _hub_rss(items: list[dict[str, str]], hub: str, self_url: str) -> bytes:
             .replace(b"<channel>", b"<channel>" + links.encode()))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.anyio
@@ -434,7 +429,7 @@ async def test_daemon_subscribes_and_alerts_on_a_push(tmp_path: Path, hub: FeedS
     feed = hub.url("/feed.xml")
     self_url = "https://publisher.example/feed.xml"
     hub.set("/feed.xml", _hub_rss([], hub.url("/hub"), self_url))
-    port = _free_port()
+    port = free_port()
     (tmp_path / "feeds.yaml").write_text(f"- url: {feed}\n  outlet: Loopback\n")
     cfg = tmp_path / "monitor.yaml"
     cfg.write_text(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -15,6 +14,7 @@ import pytest
 
 from monitor.fetch import websub
 from tests.support.feed_server import FeedServer
+from tests.support.redis_server import free_port
 from tests.test_e2e import ROOT, Daemon, rss, seed_item, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -23,10 +23,6 @@ SECRET = "a websub secret of some length"
 SELF_URL = "https://publisher.example/world.xml"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _forms(srv: FeedServer) -> list[dict[str, str]]:
@@ -44,7 +40,7 @@ def test_daemon_discovers_subscribes_takes_a_push_and_unsubscribes(tmp_path: Pat
         srv.set("/hub", status=202)
         link = f'<{srv.url("/hub")}>; rel="hub", <{SELF_URL}>; rel="self"'
         srv.set("/world.xml", rss([]), headers={"Link": link})  # no hub in the document
-        port = _free_port()
+        port = free_port()
         feeds = tmp_path / "feeds.yaml"
         feeds.write_text(f"- url: {srv.url('/world.xml')}\n  outlet: Loopback\n")
         config = tmp_path / "monitor.yaml"
