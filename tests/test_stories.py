@@ -113,6 +113,23 @@ def test_place_decides_without_changing_the_index() -> None:
     assert index.members == 1
 
 
+def test_remove_takes_a_member_back_as_if_never_added() -> None:
+    index = StoryIndex()
+    a, b = load("seed_paris_a.txt"), load("seed_paris_b.txt")
+    first = index.place(a, T0)
+    index.add(first)
+    before = index.place(b, T0 + timedelta(minutes=20))
+    index.add(before)
+    assert index.story_members(first.story_id) == (a.key, b.key)
+    assert index.remove(b.key) is False          # the story keeps its first member
+    assert index.story_of(b.key) is None
+    again = index.place(b, T0 + timedelta(minutes=20))
+    assert again == before                       # same decision as before it was added
+    assert index.remove(a.key) is True           # last member: the story goes too
+    assert len(index) == 0 and index.members == 0
+    assert index.remove(a.key) is False          # unknown key: nothing to do
+
+
 def test_story_ids_are_deterministic_across_runs() -> None:
     arts = [load(n) for n in ("seed_paris_a.txt", "jeddah_a.txt", "seed_paris_b.txt")]
     ids1 = [p.story_id for p in feed(StoryIndex(), arts)]

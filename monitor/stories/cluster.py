@@ -544,6 +544,14 @@ class StoryIndex:
         self._refresh(story)
         return False
 
+    def remove(self, article_key: str) -> bool:
+        """Take a member back out, as if it had never been added; True when its story went too.
+
+        For a placement whose commit failed after ``add``: the index must not keep an
+        article the store never accepted, or a retry would see it as ``same-article``.
+        """
+        return self._remove_member(article_key)
+
     def expire(self, before: datetime) -> int:
         """Forget members seen before ``before``; returns how many stories went with them."""
         dropped = 0
