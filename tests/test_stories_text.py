@@ -30,6 +30,16 @@ def test_title_case_headline_does_not_make_everything_a_name() -> None:
     assert w["geneva"] > w["border"]
 
 
+def test_title_words_count_like_body_words() -> None:
+    # Headlines of two events on one theme share its words ("rehab", "ceasefire"):
+    # a theme word weighs the same in the title as in the body, a name in either is a name.
+    in_title = extract("Singer enters rehab", "The singer Lohan entered a clinic on Monday.",
+                       "en").weights
+    in_body = extract("Clinic news", "The singer Lohan entered rehab on Monday.", "en").weights
+    assert in_title["rehab"] == in_body["rehab"] == 1.0
+    assert in_title["lohan"] == in_body["lohan"] == ENTITY_BOOST
+
+
 def test_language_guess_picks_stop_words() -> None:
     de = extract("", "Die Regierung hat am Dienstag in Berlin beschlossen, dass die Hilfe "
                      "für die Ukraine weiter geht und sie war sich einig.").weights

@@ -15,7 +15,6 @@ entity       3.0     capitalised somewhere other than at a sentence start
                      count where the body agrees
 number       2.0     contains a digit (``34``, ``30-day``, ``7,000``)
 quoted       1.3     inside quotation marks (“…”, "…", «…», „…“)
-title        1.5     appears in the title (multiplies with the above)
 ===========  ======  ============================================================
 
 Weight = (1 + ln tf) × boost. Language-aware: stop words of the declared language (or
@@ -45,7 +44,6 @@ MAX_SHINGLE_TOKENS = 300
 ENTITY_BOOST = 3.0
 NUMBER_BOOST = 2.0
 QUOTE_BOOST = 1.3
-TITLE_BOOST = 1.5
 
 # A word, keeping inner apostrophes, dots and hyphens ("30-day", "U.S", "O'Brien") but
 # not a possessive "'s"; the gap before it tells whether it starts a sentence.
@@ -150,7 +148,6 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
 
     counts: dict[str, int] = {}
     boosts: dict[str, float] = {}
-    title_set = set(title_toks)
     cache = _WORD_CACHE.setdefault((lang, stem), {})
     if len(cache) > WORD_CACHE_MAX:
         cache.clear()
@@ -166,18 +163,16 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
         if low in proper:
             term = low   # names are not plurals: "Paris", "Reuters" stay whole
             special.append((low, term, digit))
-        elif digit or low in title_set or low in quoted_words:
+        elif digit or low in quoted_words:
             special.append((low, term, digit))
         counts[term] = counts.get(term, 0) + tf
-    # Most words are plain (boost 1); only names, numbers, quoted and title words are not.
+    # Most words are plain (boost 1); only names, numbers and quoted words are not.
     for low, term, digit in special:
         boost = ENTITY_BOOST if low in proper else 1.0
         if digit:
             boost *= NUMBER_BOOST
         if low in quoted_words:
             boost *= QUOTE_BOOST
-        if low in title_set:
-            boost *= TITLE_BOOST
         if boost > boosts.get(term, 1.0):
             boosts[term] = boost
     log = _LOG1P
