@@ -68,7 +68,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain, compress
+from itertools import chain
 from typing import Literal, cast
 
 import numpy as np
@@ -152,25 +152,37 @@ def story_id_for(article_key: str) -> str:
 
 
 def _df_buckets(df_hashes: bytes) -> tuple[bytes, bytes | None]:
-    """The df-table buckets of a member's terms (uint32), with how many of its terms fall in each.
+    """A member's df-table buckets (3 bytes each), with how many of its terms fall in each.
 
     Two terms can share a bucket, and ``table[b] += 1`` would count them once; that is
-    rare (a few members in a thousand), so the counts are only kept then (``None``:
-    one term per bucket). ``np.unique`` on every insert and removal cost more than the
-    table update itself, and ``np.add.at`` is ~10x slower still. Bytes, not arrays:
-    an ndarray header costs 80 bytes more per member.
+    rare (a few members in a thousand), so the counts (uint32) are only kept then
+    (``None``: one term per bucket). ``np.unique`` on every insert and removal cost more
+    than the table update itself, and ``np.add.at`` is ~10x slower still. Bytes, not
+    arrays: an ndarray header costs 80 bytes more per member; 3 bytes, not 4: a bucket
+    has ``DF_BITS`` (20) bits.
     """
     buckets = np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK)
     ordered = np.sort(buckets)
     if not (ordered[1:] == ordered[:-1]).any():
-        return buckets.tobytes(), None
+        return _pack3(ordered), None
     unique, counts = np.unique(ordered, return_counts=True)
-    return unique.tobytes(), counts.astype(np.uint32).tobytes()
+    return _pack3(unique), counts.astype(np.uint32).tobytes()
+
+
+def _pack3(buckets: npt.NDArray[np.uint32]) -> bytes:
+    """Little-endian uint32 values below 2**24 as 3 bytes each."""
+    return buckets.astype("<u4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+
+
+def _unpack3(packed: bytes) -> npt.NDArray[np.uint32]:
+    wide = np.zeros((len(packed) // 3, 4), dtype=np.uint8)
+    wide[:, :3] = np.frombuffer(packed, dtype=np.uint8).reshape(-1, 3)
+    return wide.view("<u4").ravel()
 
 
 def _count(df: npt.NDArray[np.uint32], member: _Member, sign: int) -> None:
     """Add (``sign`` 1) or take out (-1) one member's terms in the document frequencies."""
-    buckets = np.frombuffer(member.buckets, dtype=np.uint32)
+    buckets = _unpack3(member.buckets)
     if member.counts is None:
         if sign > 0:
             df[buckets] += 1
@@ -182,18 +194,84 @@ def _count(df: npt.NDArray[np.uint32], member: _Member, sign: int) -> None:
         df[buckets] -= np.frombuffer(member.counts, dtype=np.uint32)
 
 
+class _Vocabulary:
+    """Profile term <-> small integer id, for the terms some member of the window holds.
+
+    Story sums and member profiles are arrays over these ids instead of dicts and
+    tuples of strings (a 28-byte int and a dict entry per term per story before). Each
+    id counts the members holding its term; at zero the term is forgotten and its id
+    reused, so the vocabulary is bounded by the window like everything else. Ids carry
+    no meaning: every order that decides anything is by sum, then by term.
+    """
+
+    __slots__ = ("free", "ids", "refs", "terms")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.terms: list[str] = []              # by id; "" for a free id
+        self.refs: npt.NDArray[np.int32] = np.zeros(1024, dtype=np.int32)
+        self.free: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, terms: Iterable[str]) -> list[int]:
+        """The ids of ``terms`` (distinct), new ones for unknown terms; one reference each."""
+        ids = self.ids
+        known = list(map(ids.get, terms))
+        if None in known:
+            for i, (t, tid) in enumerate(zip(terms, known, strict=True)):
+                if tid is None:
+                    if self.free:
+                        tid = self.free.pop()
+                        self.terms[tid] = t
+                    else:
+                        tid = len(self.terms)
+                        self.terms.append(t)
+                        if tid >= len(self.refs):
+                            self.refs = np.concatenate((self.refs, np.zeros_like(self.refs)))
+                    ids[t] = known[i] = tid
+        got = cast("list[int]", known)
+        self.refs[got] += 1
+        return got
+
+    def release(self, tids: npt.NDArray[np.uint32]) -> None:
+        """Drop one reference to each of ``tids`` (distinct); forget the terms left with none."""
+        refs = self.refs
+        refs[tids] -= 1
+        gone = tids[refs[tids] == 0]
+        if len(gone):
+            for tid in gone.tolist():
+                del self.ids[self.terms[tid]]
+                self.terms[tid] = ""
+            self.free.extend(gone.tolist())
+
+
 class _Member:
-    """What the index keeps of one member: exactly what taking it out again needs."""
+    """What the index keeps of one member: exactly what taking it out again needs.
 
-    __slots__ = ("buckets", "counts", "key", "marks", "seen_at", "terms", "weights")
+    ``terms`` is its profile as term ids (uint32, ascending) followed by their weights
+    (uint16, same order) in one bytes object: ~6 bytes a term against ~14 for a tuple of
+    shared strings and an array of weights, and one object header instead of two.
+    """
 
-    def __init__(self, feats: Features) -> None:
+    __slots__ = ("buckets", "counts", "key", "marks", "seen_at", "terms")
+
+    def __init__(self, feats: Features, tids: list[int]) -> None:
         self.key = feats.key
         self.seen_at = feats.seen_at
-        self.terms = feats.terms
-        self.weights = feats.weights
+        ids = np.array(tids, dtype=np.uint32)
+        order = np.argsort(ids)
+        weights = np.frombuffer(feats.weights, dtype=np.uint16)
+        self.terms = ids[order].tobytes() + weights[order].tobytes()
         self.marks = feats.marks
         self.buckets, self.counts = _df_buckets(feats.df_hashes)
+
+    def profile(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint16]]:
+        """Its term ids (ascending) and their weights."""
+        k = len(self.terms) // 6
+        return (np.frombuffer(self.terms, dtype=np.uint32, count=k),
+                np.frombuffer(self.terms, dtype=np.uint16, count=k, offset=4 * k))
 
 
 def _decrement(counts: dict[str, int], keys: Iterable[str]) -> None:
@@ -205,26 +283,68 @@ def _decrement(counts: dict[str, int], keys: Iterable[str]) -> None:
             counts.pop(k, None)
 
 
+# Sums of uint16 weights fit a uint32 while a story has fewer members than this; a
+# bigger one (not seen in practice) moves its sums to int64, so sums stay exact.
+_WIDE_AT = 65_536
+
+
 class _Story:
-    __slots__ = ("cut", "first_seen", "id", "indexed", "kinds", "last_seen", "marks",
-                 "members", "norm", "sums", "top_floor")
+    __slots__ = ("cut", "first_seen", "id", "ids", "indexed", "kinds", "last_seen", "marks",
+                 "members", "norm", "sums")
 
     def __init__(self, story_id: str, seen_at: datetime) -> None:
         self.id = story_id
         self.members: dict[str, _Member] = {}
-        self.sums: dict[str, int] = {}
+        # The sum of its members' weights for each term id in ``ids`` (ascending, all > 0).
+        self.ids: npt.NDArray[np.uint32] = np.zeros(0, dtype=np.uint32)
+        self.sums: npt.NDArray[np.uint32] | npt.NDArray[np.int64] = np.zeros(0, dtype=np.uint32)
         # The profile is implicit: the terms of ``sums`` >= ``cut`` (the story's
         # ``story_terms`` strongest, ties included), divided by ``norm``.
         self.cut = 0
         self.norm = 1.0
         self.indexed: tuple[str, ...] = ()
-        # The sum of the last indexed term when they were ranked: no other term is above
-        # it, and none can rise above it without passing through ``_refresh``.
-        self.top_floor = 0
         self.marks: dict[str, int] = {}    # members holding each particular
         self.kinds: dict[str, int] = {}    # members mentioning each kind of particular
         self.first_seen = seen_at
         self.last_seen = seen_at
+
+    def join(self, ids: npt.NDArray[np.uint32], weights: npt.NDArray[np.uint16]) -> None:
+        """Add a profile (ids ascending) to the sums."""
+        if self.sums.dtype == np.uint32 and len(self.members) >= _WIDE_AT:
+            self.sums = self.sums.astype(np.int64)
+        sids = self.ids
+        n = len(sids)
+        if not n:
+            self.ids = ids.copy()
+            self.sums = cast("npt.NDArray[np.uint32]", weights.astype(self.sums.dtype))
+            return
+        pos = np.searchsorted(sids, ids)
+        hit = sids[np.minimum(pos, n - 1)] == ids
+        if hit.all():
+            self.sums[pos] += weights
+            return
+        if hit.any():
+            self.sums[pos[hit]] += weights[hit]
+        new = ~hit
+        merged = np.concatenate((sids, ids[new]))
+        order = np.argsort(merged)
+        self.ids = merged[order]
+        self.sums = np.concatenate((self.sums, weights[new].astype(self.sums.dtype)))[order]
+
+    def leave(self, ids: npt.NDArray[np.uint32], weights: npt.NDArray[np.uint16]) -> None:
+        """Take a member's profile (ids ascending) out of the sums; drop the terms at zero."""
+        pos = np.searchsorted(self.ids, ids)
+        sums = self.sums
+        sums[pos] -= weights
+        if not sums[pos].all():
+            keep = sums != 0
+            self.ids = self.ids[keep]
+            self.sums = sums[keep]
+
+    def term_sums(self, vocab: _Vocabulary) -> dict[str, int]:
+        """Term -> sum (for tests and inspection)."""
+        return dict(zip(map(vocab.terms.__getitem__, self.ids.tolist()), self.sums.tolist(),
+                        strict=True))
 
 
 class StoryIndex:
@@ -244,7 +364,9 @@ class StoryIndex:
         self._expiry: list[tuple[datetime, str]] = []
         self.restore_skipped = 0
         self._hashes: dict[str, int] = {}
-        self._interned: dict[str, str] = {}   # one str object per profile term
+        self._vocab = _Vocabulary()
+        # Scratch for scoring: the article's weight by term id, zero elsewhere.
+        self._query: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
     # -- queries -------------------------------------------------------------
     def __len__(self) -> int:
@@ -284,11 +406,7 @@ class StoryIndex:
         k = len(quantized)
         while k and quantized[k - 1] <= 0:
             k -= 1
-        interned = self._interned
-        if len(interned) > TERM_CACHE_MAX:
-            interned.clear()   # only sharing is lost; the daemon runs for months
-        picked = list(map(terms_all.__getitem__, order[:k].tolist()))
-        terms = tuple(map(interned.setdefault, picked, picked))
+        terms = tuple(map(terms_all.__getitem__, order[:k].tolist()))
         sig = fingerprint.signature(tf.shingles)
         return Features(
             key=article.key, story_id="", seen_at=now.astimezone(UTC), language=tf.language,
@@ -332,14 +450,14 @@ class StoryIndex:
 
     def _best_story(self, feats: Features, now: datetime) -> tuple[str, float] | None:
         profile = feats.profile()
+        stories = [story for story in map(self._stories.__getitem__,
+                                          self._candidates(feats, profile))
+                   if self._live(story, now)]
         best: tuple[str, float] | None = None
-        for sid in self._candidates(feats, profile):
-            story = self._stories[sid]
-            if not self._live(story, now):
-                continue
-            sim, shared = self._score(feats, profile, story)
+        for story, (sim, shared) in zip(stories, self._scores(feats, stories), strict=True):
             if shared < self.config.min_shared_terms or sim < self.config.join_threshold:
                 continue
+            sid = story.id
             if best is None or sim > best[1] or (sim == best[1] and sid < best[0]):
                 best = (sid, sim)
         return best
@@ -368,33 +486,66 @@ class StoryIndex:
         votes = [(sum([w for posting, w in query if sid in posting]), sid) for sid in eligible]
         return [sid for _, sid in heapq.nlargest(self.config.candidates, votes)]
 
-    def _score(self, feats: Features, profile: dict[str, int], story: _Story) -> tuple[float, int]:
-        """The article's score against one story, and how many profile terms they share.
+    def _scores(self, feats: Features, stories: list[_Story]) -> list[tuple[float, int]]:
+        """The article's score against each story, and how many profile terms they share.
 
         Score = cosine of the two profiles (the story's cut to its strongest terms)
         + ``agree_bonus`` per kind of particular the story agrees on
-        - ``conflict_penalty`` per kind it contradicts (module docstring).
+        - ``conflict_penalty`` per kind it contradicts (module docstring). The dot
+        products of all the stories are computed at once: the article's weights are
+        spread over a scratch vector indexed by term id and gathered at every story's
+        ids (a few numpy calls per article, not per story).
         """
-        shared = 0
-        dot = 0
-        sums, cut = story.sums, story.cut
-        for term in sums.keys() & profile.keys():   # intersection in C
-            c = sums[term]
-            if c >= cut:
-                shared += 1
-                dot += profile[term] * c
-        agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
-        sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
-               - self.config.conflict_penalty * conflict)
-        return sim, shared
+        if not stories:
+            return []
+        vocab_ids = self._vocab.ids
+        known = [(tid, w) for tid, w in zip(map(vocab_ids.get, feats.terms), feats.weights,
+                                             strict=True) if tid is not None]
+        lengths = [len(story.ids) for story in stories]
+        if known:
+            query = self._query
+            if len(query) < len(self._vocab.refs):
+                query = self._query = np.zeros(len(self._vocab.refs), dtype=np.int64)
+            qids = [tid for tid, _ in known]
+            query[qids] = [w for _, w in known]
+            ids = np.concatenate([story.ids for story in stories])
+            sums = np.concatenate([story.sums for story in stories]).astype(np.int64)
+            weights = query[ids]
+            query[qids] = 0
+            cuts = np.repeat(np.array([story.cut for story in stories], dtype=np.int64),
+                             lengths)
+            both = (weights > 0) & (sums >= cuts)
+            starts = np.zeros(len(stories), dtype=np.intp)
+            np.cumsum(lengths[:-1], out=starts[1:])
+            dots: list[int] = np.add.reduceat(np.where(both, weights * sums, 0), starts).tolist()
+            shared: list[int] = np.add.reduceat(both.astype(np.int64), starts).tolist()
+        else:
+            dots = shared = [0] * len(stories)
+        out = []
+        for story, dot, n in zip(stories, dots, shared, strict=True):
+            agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
+            sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
+                   - self.config.conflict_penalty * conflict)
+            out.append((sim, n))
+        return out
 
     def _shared_terms(self, feats: Features, story_id: str) -> tuple[str, ...]:
         story = self._stories.get(story_id)
         if story is None:
             return ()
-        sums, cut = story.sums, story.cut
-        both = [(w * sums[t], t) for t, w in zip(feats.terms, feats.weights, strict=True)
-                if sums.get(t, 0) >= cut and t in sums]
+        known = [(t, w, tid) for t, w, tid in zip(
+            feats.terms, feats.weights, map(self._vocab.ids.get, feats.terms), strict=True)
+            if tid is not None]
+        if not known:
+            return ()
+        tids = np.array([tid for _, _, tid in known], dtype=np.uint32)
+        sids = story.ids
+        pos = np.minimum(np.searchsorted(sids, tids), len(sids) - 1)
+        found: list[bool] = (sids[pos] == tids).tolist()
+        sums: list[int] = story.sums[pos].tolist()
+        cut = story.cut
+        both = [(w * c, t) for (t, w, _), c, hit in zip(known, sums, found, strict=True)
+                if hit and c >= cut]
         return tuple(t for _, t in sorted(both, key=lambda p: (-p[0], p[1]))[:SHARED_SHOWN])
 
     def _placement(self, feats: Features, story_id: str, method: Method,
@@ -423,13 +574,13 @@ class StoryIndex:
         story = self._stories.get(feats.story_id)
         if story is None:
             story = self._stories[feats.story_id] = _Story(feats.story_id, feats.seen_at)
-        member = story.members[feats.key] = _Member(feats)
+        member = _Member(feats, self._vocab.take(feats.terms))
+        story.join(*member.profile())
+        story.members[feats.key] = member
         story.first_seen = min(story.first_seen, feats.seen_at)
         story.last_seen = max(story.last_seen, feats.seen_at)
         self._member_story[feats.key] = feats.story_id
-        for t, w in zip(feats.terms, feats.weights, strict=True):
-            story.sums[t] = story.sums.get(t, 0) + w
-        self._refresh(story, grown=feats.terms)
+        self._refresh(story)
         for m in feats.marks:
             story.marks[m] = story.marks.get(m, 0) + 1
         for k in {m[0] for m in feats.marks}:
@@ -440,57 +591,34 @@ class StoryIndex:
             self._lsh.add(feats.key, feats.signature)
         heapq.heappush(self._expiry, (feats.seen_at, feats.key))
 
-    def _refresh(self, story: _Story, grown: Iterable[str] | None = None) -> None:
+    def _refresh(self, story: _Story) -> None:
         """Recompute a story's profile cut and norm from its sums; re-index its strongest terms.
 
-        Sorting plain ints (C speed) finds the cut; only the few terms at or above it
-        are paired with their names. Ties at the cut are all kept, and the indexed
-        terms break ties by the larger term: nothing depends on dict order, which
-        differs between a live index and a restored one. When only the ``grown``
-        terms went up (a member was added), the new strongest terms can only be the
-        old ones or those, so the scan over every term is skipped; the result is
-        the same either way.
+        One sort of the sums array finds the cut (ties at the cut are all kept); the
+        indexed terms are the ``INDEXED_TERMS`` strongest, ties broken by the larger
+        term, so nothing depends on the order members came in or on term ids. Only
+        the few terms at or above the last indexed sum are paired with their names.
         """
         sums = story.sums
-        vals = sorted(sums.values(), reverse=True)
+        ranked = np.sort(sums)[::-1]
         n = self.config.story_terms
-        if len(vals) > n:
-            cut = vals[n - 1]
-            k = n
-            while k < len(vals) and vals[k] == cut:
-                k += 1
-            vals = vals[:k]
+        if len(ranked) > n:
+            cut = int(ranked[n - 1])
+            vals: list[int] = ranked[:n + int(np.count_nonzero(ranked[n:] == cut))].tolist()
         else:
+            vals = ranked.tolist()
             cut = vals[-1] if vals else 0
         story.cut = cut
         story.norm = math.hypot(*vals) or 1.0
-        pool: Iterable[str]
-        if grown is not None:
-            pool = set(story.indexed).union(grown)
-        elif len(story.indexed) == INDEXED_TERMS and all(
-                [sums.get(t, 0) > story.top_floor for t in story.indexed]):
-            # A removal only lowers sums: every other term is still <= top_floor, so the
-            # indexed terms, all still above it, stay the strongest (maybe reordered).
-            pool = story.indexed
+        if not vals:
+            indexed: tuple[str, ...] = ()
         else:
-            floor = vals[INDEXED_TERMS - 1] if len(vals) >= INDEXED_TERMS else cut
-            # the terms >= floor, picked in C (no Python frame per term)
-            pool = compress(sums, map(floor.__le__, sums.values()))
-        # Strongest first, ties by the larger term, as sorting (sum, term) pairs in
-        # reverse would give. Sorting by the int sums alone is cheap; only the head
-        # (the first INDEXED_TERMS and whatever ties the last of them) is re-sorted
-        # by name, then by sum again (stable): C sorts, no tuple per term.
-        ranked = sorted(pool, key=sums.__getitem__, reverse=True)
-        if len(ranked) > INDEXED_TERMS:
-            last = sums[ranked[INDEXED_TERMS - 1]]
-            k = INDEXED_TERMS
-            while k < len(ranked) and sums[ranked[k]] == last:
-                k += 1
-            del ranked[k:]
-        ranked.sort(reverse=True)
-        ranked.sort(key=sums.__getitem__, reverse=True)
-        indexed = tuple(ranked[:INDEXED_TERMS])
-        story.top_floor = sums[indexed[-1]] if len(indexed) == INDEXED_TERMS else 0
+            floor = vals[min(INDEXED_TERMS, len(vals)) - 1]
+            top = sums >= floor
+            terms = self._vocab.terms
+            head = sorted(zip(sums[top].tolist(), map(terms.__getitem__, story.ids[top].tolist()),
+                              strict=True), reverse=True)
+            indexed = tuple(t for _, t in head[:INDEXED_TERMS])
         old = story.indexed
         if indexed == old:
             return
@@ -519,6 +647,8 @@ class StoryIndex:
         _count(self._df, member, -1)
         self._docs -= 1
         self._lsh.remove(key)
+        ids, weights = member.profile()
+        self._vocab.release(ids)
         if not story.members:
             for t in story.indexed:
                 posting = self._postings.get(t)
@@ -530,12 +660,7 @@ class StoryIndex:
             return True
         _decrement(story.marks, member.marks)
         _decrement(story.kinds, {m[0] for m in member.marks})
-        for t, w in zip(member.terms, member.weights, strict=True):
-            v = story.sums.get(t, 0) - w
-            if v > 0:
-                story.sums[t] = v
-            else:
-                story.sums.pop(t, None)
+        story.leave(ids, weights)
         # members leave oldest first: only a bound that left needs the scan
         if member.seen_at <= story.first_seen:
             story.first_seen = min(m.seen_at for m in story.members.values())
