@@ -62,13 +62,14 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import operator
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain
+from itertools import chain, compress, repeat
 from typing import Literal, cast
 
 import numpy as np
@@ -175,9 +176,10 @@ def _pack3(buckets: npt.NDArray[np.uint32]) -> bytes:
 
 
 def _unpack3(packed: bytes) -> npt.NDArray[np.uint32]:
-    wide = np.zeros((len(packed) // 3, 4), dtype=np.uint8)
-    wide[:, :3] = np.frombuffer(packed, dtype=np.uint8).reshape(-1, 3)
-    return wide.view("<u4").ravel()
+    """The values packed by ``_pack3``: a uint32 read every 3 bytes, its top byte masked."""
+    wide: npt.NDArray[np.uint32] = np.ndarray((len(packed) // 3,), dtype="<u4",
+                                              buffer=packed + b"\0", strides=(3,))
+    return wide & np.uint32(0xFFFFFF)
 
 
 def _count(df: npt.NDArray[np.uint32], member: _Member, sign: int) -> None:
@@ -194,6 +196,29 @@ def _count(df: npt.NDArray[np.uint32], member: _Member, sign: int) -> None:
         df[buckets] -= np.frombuffer(member.counts, dtype=np.uint32)
 
 
+class _TermHashes(dict[str, int]):
+    """CRC32 of a term (stable across processes, unlike ``hash``), memoized.
+
+    Pure memoization, emptied when it grows past ``TERM_CACHE_MAX``; a miss is
+    computed by ``__missing__``, so ``map(cache.__getitem__, terms)`` runs in C.
+    """
+
+    def __missing__(self, term: str) -> int:
+        if len(self) > TERM_CACHE_MAX:
+            self.clear()
+        h = self[term] = zlib.crc32(term.encode("utf-8"))
+        return h
+
+
+def _distinct(values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """``values`` sorted, without repeats (a sort and a compare; CRC32s of distinct terms
+    almost never repeat, and ``np.unique`` costs 5x more)."""
+    ordered = np.sort(values)
+    if (ordered[1:] == ordered[:-1]).any():
+        return np.unique(ordered)
+    return ordered
+
+
 class _Vocabulary:
     """Profile term <-> small integer id, for the terms some member of the window holds.
 
@@ -201,37 +226,40 @@ class _Vocabulary:
     tuples of strings (a 28-byte int and a dict entry per term per story before). Each
     id counts the members holding its term; at zero the term is forgotten and its id
     reused, so the vocabulary is bounded by the window like everything else. Ids carry
-    no meaning: every order that decides anything is by sum, then by term.
+    no meaning: every order that decides anything is by sum, then by term. Id 0
+    (``UNKNOWN``) is never given: it stands for a term no member holds.
     """
 
     __slots__ = ("free", "ids", "refs", "terms")
 
+    UNKNOWN = 0
+
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
-        self.terms: list[str] = []              # by id; "" for a free id
+        self.terms: list[str] = [""]            # by id; "" for a free id (and for 0)
         self.refs: npt.NDArray[np.int32] = np.zeros(1024, dtype=np.int32)
         self.free: list[int] = []
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, terms: Iterable[str]) -> list[int]:
+    def take(self, terms: Sequence[str]) -> npt.NDArray[np.uint32]:
         """The ids of ``terms`` (distinct), new ones for unknown terms; one reference each."""
         ids = self.ids
         known = list(map(ids.get, terms))
-        if None in known:
-            for i, (t, tid) in enumerate(zip(terms, known, strict=True)):
-                if tid is None:
-                    if self.free:
-                        tid = self.free.pop()
-                        self.terms[tid] = t
-                    else:
-                        tid = len(self.terms)
-                        self.terms.append(t)
-                        if tid >= len(self.refs):
-                            self.refs = np.concatenate((self.refs, np.zeros_like(self.refs)))
-                    ids[t] = known[i] = tid
-        got = cast("list[int]", known)
+        if None in known:   # ids are >= 1: only a missing one is falsy
+            for t in compress(terms, map(operator.not_, known)):
+                if self.free:
+                    tid = self.free.pop()
+                    self.terms[tid] = t
+                else:
+                    tid = len(self.terms)
+                    self.terms.append(t)
+                    if tid >= len(self.refs):
+                        self.refs = np.concatenate((self.refs, np.zeros_like(self.refs)))
+                ids[t] = tid
+            known = list(map(ids.__getitem__, terms))
+        got = np.array(known, dtype=np.uint32)
         self.refs[got] += 1
         return got
 
@@ -250,25 +278,22 @@ class _Vocabulary:
 class _Member:
     """What the index keeps of one member: exactly what taking it out again needs.
 
-    ``terms`` is its profile as term ids (uint32, ascending) followed by their weights
-    (uint16, same order) in one bytes object: ~6 bytes a term against ~14 for a tuple of
+    ``terms`` is its profile as term ids (uint32) followed by their weights (uint16,
+    same order) in one bytes object: ~6 bytes a term against ~14 for a tuple of
     shared strings and an array of weights, and one object header instead of two.
     """
 
     __slots__ = ("buckets", "counts", "key", "marks", "seen_at", "terms")
 
-    def __init__(self, feats: Features, tids: list[int]) -> None:
+    def __init__(self, feats: Features, tids: npt.NDArray[np.uint32]) -> None:
         self.key = feats.key
         self.seen_at = feats.seen_at
-        ids = np.array(tids, dtype=np.uint32)
-        order = np.argsort(ids)
-        weights = np.frombuffer(feats.weights, dtype=np.uint16)
-        self.terms = ids[order].tobytes() + weights[order].tobytes()
+        self.terms = tids.tobytes() + feats.weights.tobytes()
         self.marks = feats.marks
         self.buckets, self.counts = _df_buckets(feats.df_hashes)
 
     def profile(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint16]]:
-        """Its term ids (ascending) and their weights."""
+        """Its term ids and their weights."""
         k = len(self.terms) // 6
         return (np.frombuffer(self.terms, dtype=np.uint32, count=k),
                 np.frombuffer(self.terms, dtype=np.uint16, count=k, offset=4 * k))
@@ -309,17 +334,18 @@ class _Story:
         self.last_seen = seen_at
 
     def join(self, ids: npt.NDArray[np.uint32], weights: npt.NDArray[np.uint16]) -> None:
-        """Add a profile (ids ascending) to the sums."""
+        """Add a member's profile (distinct term ids and their weights) to the sums."""
         if self.sums.dtype == np.uint32 and len(self.members) >= _WIDE_AT:
             self.sums = self.sums.astype(np.int64)
         sids = self.ids
         n = len(sids)
         if not n:
-            self.ids = ids.copy()
-            self.sums = cast("npt.NDArray[np.uint32]", weights.astype(self.sums.dtype))
+            order = ids.argsort()
+            self.ids = ids[order]
+            self.sums = cast("npt.NDArray[np.uint32]", weights[order].astype(self.sums.dtype))
             return
-        pos = np.searchsorted(sids, ids)
-        hit = sids[np.minimum(pos, n - 1)] == ids
+        pos = sids.searchsorted(ids)
+        hit = sids.take(pos, mode="clip") == ids
         if hit.all():
             self.sums[pos] += weights
             return
@@ -327,13 +353,13 @@ class _Story:
             self.sums[pos[hit]] += weights[hit]
         new = ~hit
         merged = np.concatenate((sids, ids[new]))
-        order = np.argsort(merged)
+        order = merged.argsort()
         self.ids = merged[order]
         self.sums = np.concatenate((self.sums, weights[new].astype(self.sums.dtype)))[order]
 
     def leave(self, ids: npt.NDArray[np.uint32], weights: npt.NDArray[np.uint16]) -> None:
-        """Take a member's profile (ids ascending) out of the sums; drop the terms at zero."""
-        pos = np.searchsorted(self.ids, ids)
+        """Take a member's profile out of the sums; drop the terms at zero."""
+        pos = self.ids.searchsorted(ids)
         sums = self.sums
         sums[pos] -= weights
         if not sums[pos].all():
@@ -363,7 +389,7 @@ class StoryIndex:
         self._lsh = fingerprint.LSHIndex()
         self._expiry: list[tuple[datetime, str]] = []
         self.restore_skipped = 0
-        self._hashes: dict[str, int] = {}
+        self._hashes = _TermHashes()
         self._vocab = _Vocabulary()
         # Scratch for scoring: the article's weight by term id, zero elsewhere.
         self._query: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
@@ -389,12 +415,11 @@ class StoryIndex:
         tf = extract(article.title, "\n".join(p for p in (article.summary, article.content) if p),
                      article.language)
         terms_all = list(tf.weights)
-        known = list(map(self._hashes.get, terms_all))   # memoized CRC32s, looked up in C
-        hashes: list[int] = [h if h is not None else self._term_hash(t)
-                             for h, t in zip(known, terms_all, strict=True)] \
-            if None in known else cast("list[int]", known)
-        n_terms = len(hashes)
-        buckets = np.fromiter(hashes, dtype=np.uint32, count=n_terms) & DF_MASK
+        n_terms = len(terms_all)
+        # memoized CRC32s, looked up in C
+        hashes = np.fromiter(map(self._hashes.__getitem__, terms_all), dtype=np.uint32,
+                             count=n_terms)
+        buckets = hashes & np.uint32(DF_MASK)
         # weight x smoothed IDF, ln((N + 1) / (df + 1)) + 1
         idf = (math.log(self._docs + 1) + 1.0) - np.log1p(self._df[buckets])
         scores = np.fromiter(tf.weights.values(), dtype=np.float64, count=n_terms) * idf
@@ -411,19 +436,9 @@ class StoryIndex:
         return Features(
             key=article.key, story_id="", seen_at=now.astimezone(UTC), language=tf.language,
             terms=terms, weights=array("H", quantized[:k]),
-            df_hashes=array("I", sorted(set(hashes[:MAX_DF_TERMS]))).tobytes(),
+            df_hashes=_distinct(hashes[:MAX_DF_TERMS]).tobytes(),
             signature=sig, scheme=fingerprint.SCHEME, marks=tf.marks,
         )
-
-    def _term_hash(self, term: str) -> int:
-        """CRC32 of a term (stable across processes, unlike ``hash``), memoized."""
-        cache = self._hashes
-        h = cache.get(term)
-        if h is None:
-            if len(cache) > TERM_CACHE_MAX:
-                cache.clear()
-            h = cache[term] = zlib.crc32(term.encode("utf-8"))
-        return h
 
     def _live(self, story: _Story, now: datetime) -> bool:
         return story.last_seen >= now - self.config.window
@@ -431,7 +446,27 @@ class StoryIndex:
     def place(self, article: Article, now: datetime) -> Placement:
         """Decide the article's story. Does not change the index (see ``add``)."""
         feats = self.features_of(article, now)
-        existing = self._member_story.get(article.key)
+        loaded = self._load_query(feats)
+        try:
+            return self._decide(feats, now)
+        finally:
+            self._query[loaded] = 0
+
+    def _load_query(self, feats: Features) -> npt.NDArray[np.intp]:
+        """Spread the article's weights over the scratch vector by term id; the ids set.
+
+        Terms no member holds have no id and cannot be shared with any story.
+        """
+        tids = np.fromiter(map(self._vocab.ids.get, feats.terms, repeat(_Vocabulary.UNKNOWN)),
+                           dtype=np.intp, count=len(feats.terms))
+        if len(self._query) < len(self._vocab.refs):
+            self._query = np.zeros(len(self._vocab.refs), dtype=np.int64)
+        self._query[tids] = feats.weights
+        self._query[_Vocabulary.UNKNOWN] = 0
+        return tids
+
+    def _decide(self, feats: Features, now: datetime) -> Placement:
+        existing = self._member_story.get(feats.key)
         if existing is not None:
             return self._placement(feats, existing, "same-article", 1.0, None)
 
@@ -446,7 +481,7 @@ class StoryIndex:
         if best is not None:
             sid, sim = best
             return self._placement(feats, sid, "similar", sim, None)
-        return self._placement(feats, story_id_for(article.key), "new", None, None)
+        return self._placement(feats, story_id_for(feats.key), "new", None, None)
 
     def _best_story(self, feats: Features, now: datetime) -> tuple[str, float] | None:
         profile = feats.profile()
@@ -486,66 +521,47 @@ class StoryIndex:
         votes = [(sum([w for posting, w in query if sid in posting]), sid) for sid in eligible]
         return [sid for _, sid in heapq.nlargest(self.config.candidates, votes)]
 
+    def _weights_in(self, story: _Story) -> npt.NDArray[np.int64]:
+        """The article's weight (from the loaded query) for each of the story's profile terms.
+
+        Aligned with ``story.ids``; zero for the terms the article lacks and for those
+        below the story's cut (a story with at most ``story_terms`` terms has none).
+        """
+        weights = self._query.take(story.ids)
+        if len(weights) > self.config.story_terms:
+            weights[story.sums < story.cut] = 0
+        return weights
+
     def _scores(self, feats: Features, stories: list[_Story]) -> list[tuple[float, int]]:
         """The article's score against each story, and how many profile terms they share.
 
         Score = cosine of the two profiles (the story's cut to its strongest terms)
         + ``agree_bonus`` per kind of particular the story agrees on
-        - ``conflict_penalty`` per kind it contradicts (module docstring). The dot
-        products of all the stories are computed at once: the article's weights are
-        spread over a scratch vector indexed by term id and gathered at every story's
-        ids (a few numpy calls per article, not per story).
+        - ``conflict_penalty`` per kind it contradicts (module docstring). The article's
+        weights are in the scratch vector (``_load_query``): a story's dot product is
+        a gather at its ids and one integer product, all in C.
         """
-        if not stories:
-            return []
-        vocab_ids = self._vocab.ids
-        known = [(tid, w) for tid, w in zip(map(vocab_ids.get, feats.terms), feats.weights,
-                                             strict=True) if tid is not None]
-        lengths = [len(story.ids) for story in stories]
-        if known:
-            query = self._query
-            if len(query) < len(self._vocab.refs):
-                query = self._query = np.zeros(len(self._vocab.refs), dtype=np.int64)
-            qids = [tid for tid, _ in known]
-            query[qids] = [w for _, w in known]
-            ids = np.concatenate([story.ids for story in stories])
-            sums = np.concatenate([story.sums for story in stories]).astype(np.int64)
-            weights = query[ids]
-            query[qids] = 0
-            cuts = np.repeat(np.array([story.cut for story in stories], dtype=np.int64),
-                             lengths)
-            both = (weights > 0) & (sums >= cuts)
-            starts = np.zeros(len(stories), dtype=np.intp)
-            np.cumsum(lengths[:-1], out=starts[1:])
-            dots: list[int] = np.add.reduceat(np.where(both, weights * sums, 0), starts).tolist()
-            shared: list[int] = np.add.reduceat(both.astype(np.int64), starts).tolist()
-        else:
-            dots = shared = [0] * len(stories)
         out = []
-        for story, dot, n in zip(stories, dots, shared, strict=True):
+        for story in stories:
+            weights = self._weights_in(story)
+            dot = int(weights @ story.sums)
             agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
             sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
                    - self.config.conflict_penalty * conflict)
-            out.append((sim, n))
+            out.append((sim, int(np.count_nonzero(weights))))
         return out
 
-    def _shared_terms(self, feats: Features, story_id: str) -> tuple[str, ...]:
+    def _shared_terms(self, story_id: str) -> tuple[str, ...]:
+        """The article's strongest profile terms in the story's profile (``_load_query``)."""
         story = self._stories.get(story_id)
         if story is None:
             return ()
-        known = [(t, w, tid) for t, w, tid in zip(
-            feats.terms, feats.weights, map(self._vocab.ids.get, feats.terms), strict=True)
-            if tid is not None]
-        if not known:
+        weights = self._weights_in(story)
+        shared = np.flatnonzero(weights)
+        if not len(shared):
             return ()
-        tids = np.array([tid for _, _, tid in known], dtype=np.uint32)
-        sids = story.ids
-        pos = np.minimum(np.searchsorted(sids, tids), len(sids) - 1)
-        found: list[bool] = (sids[pos] == tids).tolist()
-        sums: list[int] = story.sums[pos].tolist()
-        cut = story.cut
-        both = [(w * c, t) for (t, w, _), c, hit in zip(known, sums, found, strict=True)
-                if hit and c >= cut]
+        both = zip((weights[shared] * story.sums[shared]).tolist(),
+                   map(self._vocab.terms.__getitem__, story.ids[shared].tolist()), strict=True)
         return tuple(t for _, t in sorted(both, key=lambda p: (-p[0], p[1]))[:SHARED_SHOWN])
 
     def _placement(self, feats: Features, story_id: str, method: Method,
@@ -554,7 +570,7 @@ class StoryIndex:
         return Placement(
             article_key=feats.key, story_id=story_id, is_new=method == "new",
             similarity=None if similarity is None else round(similarity, 4),
-            shared_terms=self._shared_terms(feats, story_id) if method != "new" else (),
+            shared_terms=self._shared_terms(story_id) if method != "new" else (),
             features=feats.to_json(), method=method, seen_at=feats.seen_at,
             matched_key=matched, language=feats.language, parsed=feats,
         )
@@ -619,23 +635,21 @@ class StoryIndex:
             head = sorted(zip(sums[top].tolist(), map(terms.__getitem__, story.ids[top].tolist()),
                               strict=True), reverse=True)
             indexed = tuple(t for _, t in head[:INDEXED_TERMS])
-        old = story.indexed
-        if indexed == old:
-            return
+        old, new = set(story.indexed), set(indexed)
+        story.indexed = indexed
         postings = self._postings
-        for t in set(old).difference(indexed):
+        for t in old - new:
             posting = postings.get(t)
             if posting is not None:
                 posting.discard(story.id)
                 if not posting:
                     del postings[t]
-        for t in indexed:
+        for t in new - old:
             posting = postings.get(t)
             if posting is None:
                 postings[t] = {story.id}
             else:
                 posting.add(story.id)
-        story.indexed = indexed
 
     def _remove_member(self, key: str) -> bool:
         """Forget one member; True when its story went with it."""
