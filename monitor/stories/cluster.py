@@ -484,9 +484,7 @@ class StoryIndex:
         return self._placement(feats, story_id_for(feats.key), "new", None, None)
 
     def _best_story(self, feats: Features, now: datetime) -> tuple[str, float] | None:
-        profile = feats.profile()
-        stories = [story for story in map(self._stories.__getitem__,
-                                          self._candidates(feats, profile))
+        stories = [story for story in map(self._stories.__getitem__, self._candidates(feats))
                    if self._live(story, now)]
         best: tuple[str, float] | None = None
         for story, (sim, shared) in zip(stories, self._scores(feats, stories), strict=True):
@@ -497,7 +495,7 @@ class StoryIndex:
                 best = (sid, sim)
         return best
 
-    def _candidates(self, feats: Features, profile: dict[str, int]) -> list[str]:
+    def _candidates(self, feats: Features) -> list[str]:
         """The stories worth a full comparison: at most ``candidates``, strongest vote first.
 
         Only the stories sharing >= 2 of their indexed terms with the article's
@@ -508,7 +506,9 @@ class StoryIndex:
         about a third of the elements (the largest posting is a common word's).
         """
         postings = self._postings
-        query = [(postings[t], profile[t]) for t in feats.terms[:QUERY_TERMS] if t in postings]
+        query = [(postings[t], w) for t, w in zip(feats.terms[:QUERY_TERMS],
+                                                  feats.weights[:QUERY_TERMS], strict=True)
+                 if t in postings]
         need = min(self.config.min_shared_terms, 2)
         if need == 2 and len(query) > 1:
             largest = max([posting for posting, _ in query], key=len)
@@ -557,12 +557,14 @@ class StoryIndex:
         if story is None:
             return ()
         weights = self._weights_in(story)
-        shared = np.flatnonzero(weights)
+        shared = weights.nonzero()[0]
         if not len(shared):
             return ()
-        both = zip((weights[shared] * story.sums[shared]).tolist(),
-                   map(self._vocab.terms.__getitem__, story.ids[shared].tolist()), strict=True)
-        return tuple(t for _, t in sorted(both, key=lambda p: (-p[0], p[1]))[:SHARED_SHOWN])
+        # strongest product first, ties by term: (-product, term) pairs in their natural order
+        both = sorted(zip((-(weights[shared] * story.sums[shared])).tolist(),
+                          map(self._vocab.terms.__getitem__, story.ids[shared].tolist()),
+                          strict=True))
+        return tuple(t for _, t in both[:SHARED_SHOWN])
 
     def _placement(self, feats: Features, story_id: str, method: Method,
                    similarity: float | None, matched: str | None) -> Placement:
@@ -590,8 +592,9 @@ class StoryIndex:
         story = self._stories.get(feats.story_id)
         if story is None:
             story = self._stories[feats.story_id] = _Story(feats.story_id, feats.seen_at)
-        member = _Member(feats, self._vocab.take(feats.terms))
-        story.join(*member.profile())
+        tids = self._vocab.take(feats.terms)
+        story.join(tids, np.frombuffer(feats.weights, dtype=np.uint16))
+        member = _Member(feats, tids)
         story.members[feats.key] = member
         story.first_seen = min(story.first_seen, feats.seen_at)
         story.last_seen = max(story.last_seen, feats.seen_at)
@@ -616,13 +619,13 @@ class StoryIndex:
         the few terms at or above the last indexed sum are paired with their names.
         """
         sums = story.sums
-        ranked = np.sort(sums)[::-1]
         n = self.config.story_terms
-        if len(ranked) > n:
-            cut = int(ranked[n - 1])
-            vals: list[int] = ranked[:n + int(np.count_nonzero(ranked[n:] == cut))].tolist()
+        if len(sums) > n:
+            # the n-th largest sum, found by a partial sort; then only the terms >= it sorted
+            cut = int(np.partition(sums, len(sums) - n)[len(sums) - n])
+            vals: list[int] = np.sort(sums[sums >= cut])[::-1].tolist()
         else:
-            vals = ranked.tolist()
+            vals = np.sort(sums)[::-1].tolist()
             cut = vals[-1] if vals else 0
         story.cut = cut
         story.norm = math.hypot(*vals) or 1.0
