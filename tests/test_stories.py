@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.models import Article
@@ -291,6 +292,7 @@ def test_story_profiles_stay_exact_through_joins_and_expiry() -> None:
             for t, w in zip(feats.terms, feats.weights, strict=True):
                 exact[t] = exact.get(t, 0) + w
         assert sums == exact
+        assert story.ids.dtype == story.sums.dtype == np.uint32   # 8 bytes a term
         ranked = sorted(((v, t) for t, v in sums.items()), reverse=True)
         assert story.indexed == tuple(t for _, t in ranked[:16])
         expected = {t for t, v in sums.items() if v >= story.cut}
@@ -354,3 +356,36 @@ def test_features_texts_of_earlier_versions_restore_and_encode_the_same() -> Non
     later = index.place(Article(key="k2", url="", title="Dow stocks hated, 5 days"),
                         feats.seen_at + timedelta(minutes=1))
     assert later.story_id == "s_70ab711759cff1c6"
+
+
+def test_long_stories_widen_their_sums_and_decide_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Story sums are uint32 while a story is short enough for uint16 weights to fit;
+    # past that they move to int64. Same placements either way.
+    from monitor.stories import cluster
+
+    arts = [load(n) for n in ("seed_paris_a.txt", "seed_paris_b.txt", "jeddah_a.txt",
+                              "jeddah_b.txt")]
+    narrow = feed(StoryIndex(), arts)
+    monkeypatch.setattr(cluster, "_WIDE_AT", 1)
+    index = StoryIndex()
+    wide = feed(index, arts)
+    assert [(p.story_id, p.method, p.similarity, p.shared_terms) for p in wide] == \
+        [(p.story_id, p.method, p.similarity, p.shared_terms) for p in narrow]
+    long = index._stories[wide[0].story_id]
+    assert len(long.members) >= 2
+    assert long.sums.dtype == np.int64
+
+
+def test_articles_without_terms_are_placed_and_leave_cleanly() -> None:
+    index = StoryIndex(StoryConfig(window=timedelta(hours=1)))
+    empty = Article(key="empty", url="", title="", content="")
+    first = index.place(empty, T0)
+    assert first.method == "new"
+    index.add(first)
+    again = index.place(Article(key="empty2", url="", title="", content=""), T0)
+    index.add(again)
+    index.add(index.place(load("seed_paris_a.txt"), T0 + timedelta(hours=2)))
+    assert index.members == 1
+    assert len(index._vocab) == len(index._stories[index.story_of("seed_paris_a.txt")
+                                                   or ""].ids)

@@ -70,7 +70,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain, compress, repeat
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -162,8 +162,8 @@ def _df_buckets(df_hashes: bytes) -> tuple[bytes, bytes | None]:
     arrays: an ndarray header costs 80 bytes more per member; 3 bytes, not 4: a bucket
     has ``DF_BITS`` (20) bits.
     """
-    buckets = np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK)
-    ordered = np.sort(buckets)
+    ordered = np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK)
+    ordered.sort()
     if not (ordered[1:] == ordered[:-1]).any():
         return _pack3(ordered), None
     unique, counts = np.unique(ordered, return_counts=True)
@@ -172,7 +172,7 @@ def _df_buckets(df_hashes: bytes) -> tuple[bytes, bytes | None]:
 
 def _pack3(buckets: npt.NDArray[np.uint32]) -> bytes:
     """Little-endian uint32 values below 2**24 as 3 bytes each."""
-    return buckets.astype("<u4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    return buckets.astype("<u4", copy=False).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
 
 
 def _unpack3(packed: bytes) -> npt.NDArray[np.uint32]:
@@ -335,27 +335,21 @@ class _Story:
 
     def join(self, ids: npt.NDArray[np.uint32], weights: npt.NDArray[np.uint16]) -> None:
         """Add a member's profile (distinct term ids and their weights) to the sums."""
-        if self.sums.dtype == np.uint32 and len(self.members) >= _WIDE_AT:
+        if len(self.members) >= _WIDE_AT and self.sums.dtype == np.uint32:
             self.sums = self.sums.astype(np.int64)
-        sids = self.ids
-        n = len(sids)
-        if not n:
-            order = ids.argsort()
-            self.ids = ids[order]
-            self.sums = cast("npt.NDArray[np.uint32]", weights[order].astype(self.sums.dtype))
+        if not len(ids):
             return
-        pos = sids.searchsorted(ids)
-        hit = sids.take(pos, mode="clip") == ids
-        if hit.all():
-            self.sums[pos] += weights
-            return
-        if hit.any():
-            self.sums[pos[hit]] += weights[hit]
-        new = ~hit
-        merged = np.concatenate((sids, ids[new]))
-        order = merged.argsort()
-        self.ids = merged[order]
-        self.sums = np.concatenate((self.sums, weights[new].astype(self.sums.dtype)))[order]
+        # all the ids, sorted; runs of one id summed (an id occurs at most twice)
+        both = np.concatenate((self.ids, ids))
+        order = both.argsort()
+        ranked = both[order]
+        first = np.empty(len(ranked), dtype=np.bool_)
+        first[0] = True
+        np.not_equal(ranked[1:], ranked[:-1], out=first[1:])
+        starts = first.nonzero()[0]
+        self.ids = ranked[starts]
+        self.sums = np.add.reduceat(np.concatenate((self.sums, weights))[order], starts,
+                                    dtype=self.sums.dtype)   # not reduce's default uint64
 
     def leave(self, ids: npt.NDArray[np.uint32], weights: npt.NDArray[np.uint16]) -> None:
         """Take a member's profile out of the sums; drop the terms at zero."""
@@ -637,7 +631,7 @@ class StoryIndex:
             terms = self._vocab.terms
             head = sorted(zip(sums[top].tolist(), map(terms.__getitem__, story.ids[top].tolist()),
                               strict=True), reverse=True)
-            indexed = tuple(t for _, t in head[:INDEXED_TERMS])
+            indexed = tuple([t for _, t in head[:INDEXED_TERMS]])
         old, new = set(story.indexed), set(indexed)
         story.indexed = indexed
         postings = self._postings
