@@ -379,7 +379,9 @@ class StoryIndex:
         # bucket only makes a term look a little commoner than it is.
         self._df: npt.NDArray[np.uint32] = np.zeros(1 << DF_BITS, dtype=np.uint32)
         self._docs = 0
-        self._postings: dict[str, set[str]] = {}
+        # indexed term -> the stories indexing it: a bare story id while there is one
+        # (most terms; a set costs ~200 bytes), a set from two on (``fingerprint.hold``)
+        self._postings: dict[str, str | set[str]] = {}
         self._lsh = fingerprint.LSHIndex()
         self._expiry: list[tuple[datetime, str]] = []
         self.restore_skipped = 0
@@ -500,9 +502,10 @@ class StoryIndex:
         about a third of the elements (the largest posting is a common word's).
         """
         postings = self._postings
-        query = [(postings[t], w) for t, w in zip(feats.terms[:QUERY_TERMS],
+        found = [(postings[t], w) for t, w in zip(feats.terms[:QUERY_TERMS],
                                                   feats.weights[:QUERY_TERMS], strict=True)
                  if t in postings]
+        query = [(held if isinstance(held, set) else (held,), w) for held, w in found]
         need = min(self.config.min_shared_terms, 2)
         if need == 2 and len(query) > 1:
             largest = max([posting for posting, _ in query], key=len)
@@ -636,17 +639,9 @@ class StoryIndex:
         story.indexed = indexed
         postings = self._postings
         for t in old - new:
-            posting = postings.get(t)
-            if posting is not None:
-                posting.discard(story.id)
-                if not posting:
-                    del postings[t]
+            fingerprint.release(postings, t, story.id)
         for t in new - old:
-            posting = postings.get(t)
-            if posting is None:
-                postings[t] = {story.id}
-            else:
-                posting.add(story.id)
+            fingerprint.hold(postings, t, story.id)
 
     def _remove_member(self, key: str) -> bool:
         """Forget one member; True when its story went with it."""
@@ -662,11 +657,7 @@ class StoryIndex:
         self._vocab.release(ids)
         if not story.members:
             for t in story.indexed:
-                posting = self._postings.get(t)
-                if posting is not None:
-                    posting.discard(sid)
-                    if not posting:
-                        del self._postings[t]
+                fingerprint.release(self._postings, t, sid)
             del self._stories[sid]
             return True
         _decrement(story.marks, member.marks)
