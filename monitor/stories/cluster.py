@@ -25,7 +25,7 @@ Decision, in order:
    words up), IDF learnt online over the window's members. A story's profile is
    the sum of its members' profiles, cut to its ``story_terms`` strongest terms
    (kept implicit: the integer sums, the cut value and the norm, so a change
-   costs one sort of plain ints, not a rebuilt dict).
+   costs one partial sort of an int array, not a rebuilt dict).
    Candidate stories come from an inverted index over each story's
    ``INDEXED_TERMS`` strongest terms, queried with the article's
    ``QUERY_TERMS`` strongest: no all-pairs comparison.
@@ -49,6 +49,14 @@ setting (``StoryConfig``)  default  why
 Memory is bounded by the window: ``add`` forgets members seen before
 ``seen_at - window`` (and stories left without members); ``expire`` does the same
 on demand. Ties are broken by story id so that decisions never depend on dict order.
+
+Memory per member is what the daemon's RSS is made of, so the layout is compact:
+profile terms get integer ids from one vocabulary (reference-counted per member,
+recycled at zero, id 0 never given); a story's sums are two uint32 arrays (term ids
+ascending, sums); a member keeps its ids and weights in one bytes object and its
+df-table buckets in 3 bytes each; a posting or an LSH bucket holds a bare key until
+a second one lands in it. Ids never decide anything: every ranking is by sum, then
+by term.
 
 Cost, measured (``bench/stories.py``, docs/STORIES.md): removing an expired member
 costs about as much as adding one (document frequencies of its 192 first terms,
