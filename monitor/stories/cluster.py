@@ -161,7 +161,13 @@ def story_id_for(article_key: str) -> str:
 
 
 def _df_buckets(df_hashes: bytes) -> tuple[bytes, bytes | None]:
-    """A member's df-table buckets (3 bytes each), with how many of its terms fall in each.
+    """A member's df-table buckets as kept (3 bytes each; counts uint32, see ``_buckets``)."""
+    buckets, counts = _buckets(df_hashes)
+    return _pack3(buckets), None if counts is None else counts.tobytes()
+
+
+def _buckets(df_hashes: bytes) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32] | None]:
+    """A member's df-table buckets, with how many of its terms fall in each.
 
     Two terms can share a bucket, and ``table[b] += 1`` would count them once; that is
     rare (a few members in a thousand), so the counts (uint32) are only kept then
@@ -173,9 +179,9 @@ def _df_buckets(df_hashes: bytes) -> tuple[bytes, bytes | None]:
     ordered = np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK)
     ordered.sort()
     if not (ordered[1:] == ordered[:-1]).any():
-        return _pack3(ordered), None
+        return ordered, None
     unique, counts = np.unique(ordered, return_counts=True)
-    return _pack3(unique), counts.astype(np.uint32).tobytes()
+    return unique, counts.astype(np.uint32)
 
 
 def _pack3(buckets: npt.NDArray[np.uint32]) -> bytes:
@@ -190,18 +196,18 @@ def _unpack3(packed: bytes) -> npt.NDArray[np.uint32]:
     return wide & np.uint32(0xFFFFFF)
 
 
-def _count(df: npt.NDArray[np.uint32], member: _Member, sign: int) -> None:
+def _count(df: npt.NDArray[np.uint32], buckets: npt.NDArray[np.uint32],
+           counts: npt.NDArray[np.uint32] | None, sign: int) -> None:
     """Add (``sign`` 1) or take out (-1) one member's terms in the document frequencies."""
-    buckets = _unpack3(member.buckets)
-    if member.counts is None:
+    if counts is None:
         if sign > 0:
             df[buckets] += 1
         else:
             df[buckets] -= 1
     elif sign > 0:
-        df[buckets] += np.frombuffer(member.counts, dtype=np.uint32)
+        df[buckets] += counts
     else:
-        df[buckets] -= np.frombuffer(member.counts, dtype=np.uint32)
+        df[buckets] -= counts
 
 
 class _TermHashes(dict[str, int]):
@@ -293,12 +299,14 @@ class _Member:
 
     __slots__ = ("buckets", "counts", "key", "marks", "seen_at", "terms")
 
-    def __init__(self, feats: Features, tids: npt.NDArray[np.uint32]) -> None:
+    def __init__(self, feats: Features, tids: npt.NDArray[np.uint32],
+                 buckets: npt.NDArray[np.uint32], counts: npt.NDArray[np.uint32] | None) -> None:
         self.key = feats.key
         self.seen_at = feats.seen_at
         self.terms = tids.tobytes() + feats.weights.tobytes()
         self.marks = feats.marks
-        self.buckets, self.counts = _df_buckets(feats.df_hashes)
+        self.buckets = _pack3(buckets)
+        self.counts = None if counts is None else counts.tobytes()
 
     def profile(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint16]]:
         """Its term ids and their weights."""
@@ -599,7 +607,8 @@ class StoryIndex:
             story = self._stories[feats.story_id] = _Story(feats.story_id, feats.seen_at)
         tids = self._vocab.take(feats.terms)
         story.join(tids, np.frombuffer(feats.weights, dtype=np.uint16))
-        member = _Member(feats, tids)
+        buckets, counts = _buckets(feats.df_hashes)
+        member = _Member(feats, tids, buckets, counts)
         story.members[feats.key] = member
         story.first_seen = min(story.first_seen, feats.seen_at)
         story.last_seen = max(story.last_seen, feats.seen_at)
@@ -609,7 +618,7 @@ class StoryIndex:
             story.marks[m] = story.marks.get(m, 0) + 1
         for k in {m[0] for m in feats.marks}:
             story.kinds[k] = story.kinds.get(k, 0) + 1
-        _count(self._df, member, 1)
+        _count(self._df, buckets, counts, 1)
         self._docs += 1
         if feats.signature is not None and feats.scheme == fingerprint.SCHEME:
             self._lsh.add(feats.key, feats.signature)
@@ -658,7 +667,9 @@ class StoryIndex:
             return False
         story = self._stories[sid]
         member = story.members.pop(key)
-        _count(self._df, member, -1)
+        _count(self._df, _unpack3(member.buckets),
+               None if member.counts is None else np.frombuffer(member.counts, dtype=np.uint32),
+               -1)
         self._docs -= 1
         self._lsh.remove(key)
         ids, weights = member.profile()

@@ -133,13 +133,23 @@ class LSHIndex:
     def __init__(self) -> None:
         self._sigs: dict[str, bytes] = {}
         self._tables: list[dict[int, str | set[str]]] = [{} for _ in range(BANDS)]
+        # the bands of the last signature looked up: a placed article is looked up
+        # (``best``), then added with the same signature object
+        self._last: tuple[bytes, list[int]] = (b"", [])
+
+    def _bands_of(self, sig: bytes) -> list[int]:
+        last_sig, bands = self._last
+        if sig is not last_sig:
+            bands = _bands(sig)
+            self._last = (sig, bands)
+        return bands
 
     def __len__(self) -> int:
         return len(self._sigs)
 
     def add(self, key: str, sig: bytes) -> None:
         self._sigs[key] = sig
-        for buckets, band in zip(self._tables, _bands(sig), strict=True):
+        for buckets, band in zip(self._tables, self._bands_of(sig), strict=True):
             hold(buckets, band, key)
 
     def remove(self, key: str) -> None:
@@ -152,7 +162,7 @@ class LSHIndex:
     def best(self, sig: bytes) -> tuple[str, float] | None:
         """The stored member most similar to ``sig`` among LSH candidates (ties: smallest key)."""
         candidates: set[str] = set()
-        for buckets, band in zip(self._tables, _bands(sig), strict=True):
+        for buckets, band in zip(self._tables, self._bands_of(sig), strict=True):
             held = buckets.get(band)
             if held is None:
                 continue
