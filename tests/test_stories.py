@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.models import Article
@@ -268,21 +269,43 @@ def test_story_profiles_stay_exact_through_joins_and_expiry() -> None:
     vocab = [f"w{i}" for i in range(300)]
     names = [f"Name{i}" for i in range(40)]
     index = StoryIndex(StoryConfig(window=timedelta(hours=2), join_threshold=0.2))
+    placed: dict[str, Features] = {}
     for n in range(300):
         topic = rng.randrange(12)
         words = rng.sample(vocab[topic * 20:topic * 20 + 40], 25) + rng.sample(vocab, 10)
         words += [names[topic * 3 + k] for k in range(3)]
         art = Article(key=f"k{n}", url="", title="", content=" ".join(words) + ".",
                       language="en")
-        index.add(index.place(art, T0 + timedelta(minutes=2 * n)))
+        p = index.place(art, T0 + timedelta(minutes=2 * n))
+        assert p.parsed is not None
+        placed[p.article_key] = p.parsed.with_story(p.story_id)
+        index.add(p)
     assert index.members < 300   # expiry happened
     stories = list(index._stories.values())
     assert any(len(s.members) > 3 for s in stories)
     for story in stories:
-        ranked = sorted(((v, t) for t, v in story.sums.items()), reverse=True)
+        sums = story.term_sums(index._vocab)
+        # exact: the sums are those of the members' profiles, and only of them
+        exact: dict[str, int] = {}
+        for key in story.members:
+            feats = placed[key]
+            for t, w in zip(feats.terms, feats.weights, strict=True):
+                exact[t] = exact.get(t, 0) + w
+        assert sums == exact
+        assert story.ids.dtype == story.sums.dtype == np.uint32   # 8 bytes a term
+        ranked = sorted(((v, t) for t, v in sums.items()), reverse=True)
         assert story.indexed == tuple(t for _, t in ranked[:16])
-        expected = {t for t, v in story.sums.items() if v >= story.cut}
-        assert len(expected) >= min(len(story.sums), 80)
+        expected = {t for t, v in sums.items() if v >= story.cut}
+        assert len(expected) >= min(len(sums), 80)
+        vals = sorted(sums.values(), reverse=True)
+        assert story.cut == vals[min(80, len(vals)) - 1]
+    # every term id in use belongs to a member's profile; the others were recycled
+    vocab = index._vocab
+    held = {t for s in stories for t in s.term_sums(vocab)}
+    assert set(vocab.ids) == held
+    # id 0 is never given (it stands for a term no member holds)
+    assert sorted([*vocab.ids.values(), *vocab.free]) == list(range(1, len(vocab.terms)))
+    assert len(vocab.terms) < 300 * 38   # ids were reused as members left
 
 
 def test_document_frequencies_return_to_zero_when_members_leave() -> None:
@@ -290,14 +313,15 @@ def test_document_frequencies_return_to_zero_when_members_leave() -> None:
     # member sharing a bucket must count twice, both ways.
     from array import array
 
-    from monitor.stories.cluster import DF_MASK, _df_buckets
+    from monitor.stories.cluster import DF_MASK, _df_buckets, _unpack3
 
     shared, counts = _df_buckets(array("I", [5, 9, 5 + DF_MASK + 1]).tobytes())
-    assert array("I", shared).tolist() == [5, 9]
+    assert len(shared) == 2 * 3                  # 3 bytes a bucket
+    assert _unpack3(shared).tolist() == [5, 9]
     assert counts is not None
     assert array("I", counts).tolist() == [2, 1]
-    alone, none = _df_buckets(array("I", [5, 9]).tobytes())
-    assert array("I", alone).tolist() == [5, 9]
+    alone, none = _df_buckets(array("I", [9, 5, DF_MASK, DF_MASK + 1]).tobytes())
+    assert _unpack3(alone).tolist() == [0, 5, 9, DF_MASK]
     assert none is None
 
     index = StoryIndex()
@@ -332,3 +356,36 @@ def test_features_texts_of_earlier_versions_restore_and_encode_the_same() -> Non
     later = index.place(Article(key="k2", url="", title="Dow stocks hated, 5 days"),
                         feats.seen_at + timedelta(minutes=1))
     assert later.story_id == "s_70ab711759cff1c6"
+
+
+def test_long_stories_widen_their_sums_and_decide_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Story sums are uint32 while a story is short enough for uint16 weights to fit;
+    # past that they move to int64. Same placements either way.
+    from monitor.stories import cluster
+
+    arts = [load(n) for n in ("seed_paris_a.txt", "seed_paris_b.txt", "jeddah_a.txt",
+                              "jeddah_b.txt")]
+    narrow = feed(StoryIndex(), arts)
+    monkeypatch.setattr(cluster, "_WIDE_AT", 1)
+    index = StoryIndex()
+    wide = feed(index, arts)
+    assert [(p.story_id, p.method, p.similarity, p.shared_terms) for p in wide] == \
+        [(p.story_id, p.method, p.similarity, p.shared_terms) for p in narrow]
+    long = index._stories[wide[0].story_id]
+    assert len(long.members) >= 2
+    assert long.sums.dtype == np.int64
+
+
+def test_articles_without_terms_are_placed_and_leave_cleanly() -> None:
+    index = StoryIndex(StoryConfig(window=timedelta(hours=1)))
+    empty = Article(key="empty", url="", title="", content="")
+    first = index.place(empty, T0)
+    assert first.method == "new"
+    index.add(first)
+    again = index.place(Article(key="empty2", url="", title="", content=""), T0)
+    index.add(again)
+    index.add(index.place(load("seed_paris_a.txt"), T0 + timedelta(hours=2)))
+    assert index.members == 1
+    assert len(index._vocab) == len(index._stories[index.story_of("seed_paris_a.txt")
+                                                   or ""].ids)

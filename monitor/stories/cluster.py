@@ -25,7 +25,7 @@ Decision, in order:
    IDF learnt online over the window's members. A story's profile is
    the sum of its members' profiles, cut to its ``story_terms`` strongest terms
    (kept implicit: the integer sums, the cut value and the norm, so a change
-   costs one sort of plain ints, not a rebuilt dict).
+   costs one partial sort of an int array, not a rebuilt dict).
    Candidate stories come from an inverted index over each story's
    ``INDEXED_TERMS`` strongest terms, queried with the article's
    ``QUERY_TERMS`` strongest: no all-pairs comparison.
@@ -50,6 +50,14 @@ Memory is bounded by the window: ``add`` forgets members seen before
 ``seen_at - window`` (and stories left without members); ``expire`` does the same
 on demand. Ties are broken by story id so that decisions never depend on dict order.
 
+Memory per member is what the daemon's RSS is made of, so the layout is compact:
+profile terms get integer ids from one vocabulary (reference-counted per member,
+recycled at zero, id 0 never given); a story's sums are two uint32 arrays (term ids
+ascending, sums); a member keeps its ids and weights in one bytes object and its
+df-table buckets in 3 bytes each; a posting or an LSH bucket holds a bare key until
+a second one lands in it. Ids never decide anything: every ranking is by sum, then
+by term.
+
 Cost, measured (``bench/stories.py``, docs/STORIES.md): removing an expired member
 costs about as much as adding one (document frequencies of its 192 first terms,
 16 LSH buckets, the story's sums and a profile refresh), which is why the steady
@@ -62,14 +70,15 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import operator
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain, compress
-from typing import Literal, cast
+from itertools import chain, compress, repeat
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -152,48 +161,158 @@ def story_id_for(article_key: str) -> str:
 
 
 def _df_buckets(df_hashes: bytes) -> tuple[bytes, bytes | None]:
-    """The df-table buckets of a member's terms (uint32), with how many of its terms fall in each.
+    """A member's df-table buckets as kept (3 bytes each; counts uint32, see ``_buckets``)."""
+    buckets, counts = _buckets(df_hashes)
+    return _pack3(buckets), None if counts is None else counts.tobytes()
+
+
+def _buckets(df_hashes: bytes) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32] | None]:
+    """A member's df-table buckets, with how many of its terms fall in each.
 
     Two terms can share a bucket, and ``table[b] += 1`` would count them once; that is
-    rare (a few members in a thousand), so the counts are only kept then (``None``:
-    one term per bucket). ``np.unique`` on every insert and removal cost more than the
-    table update itself, and ``np.add.at`` is ~10x slower still. Bytes, not arrays:
-    an ndarray header costs 80 bytes more per member.
+    rare (a few members in a thousand), so the counts (uint32) are only kept then
+    (``None``: one term per bucket). ``np.unique`` on every insert and removal cost more
+    than the table update itself, and ``np.add.at`` is ~10x slower still. Bytes, not
+    arrays: an ndarray header costs 80 bytes more per member; 3 bytes, not 4: a bucket
+    has ``DF_BITS`` (20) bits.
     """
-    buckets = np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK)
-    ordered = np.sort(buckets)
+    ordered = np.frombuffer(df_hashes, dtype=np.uint32) & np.uint32(DF_MASK)
+    ordered.sort()
     if not (ordered[1:] == ordered[:-1]).any():
-        return buckets.tobytes(), None
+        return ordered, None
     unique, counts = np.unique(ordered, return_counts=True)
-    return unique.tobytes(), counts.astype(np.uint32).tobytes()
+    return unique, counts.astype(np.uint32)
 
 
-def _count(df: npt.NDArray[np.uint32], member: _Member, sign: int) -> None:
+def _pack3(buckets: npt.NDArray[np.uint32]) -> bytes:
+    """Little-endian uint32 values below 2**24 as 3 bytes each."""
+    return buckets.astype("<u4", copy=False).view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+
+
+def _unpack3(packed: bytes) -> npt.NDArray[np.uint32]:
+    """The values packed by ``_pack3``: a uint32 read every 3 bytes, its top byte masked."""
+    wide: npt.NDArray[np.uint32] = np.ndarray((len(packed) // 3,), dtype="<u4",
+                                              buffer=packed + b"\0", strides=(3,))
+    return wide & np.uint32(0xFFFFFF)
+
+
+def _count(df: npt.NDArray[np.uint32], buckets: npt.NDArray[np.uint32],
+           counts: npt.NDArray[np.uint32] | None, sign: int) -> None:
     """Add (``sign`` 1) or take out (-1) one member's terms in the document frequencies."""
-    buckets = np.frombuffer(member.buckets, dtype=np.uint32)
-    if member.counts is None:
+    if counts is None:
         if sign > 0:
             df[buckets] += 1
         else:
             df[buckets] -= 1
     elif sign > 0:
-        df[buckets] += np.frombuffer(member.counts, dtype=np.uint32)
+        df[buckets] += counts
     else:
-        df[buckets] -= np.frombuffer(member.counts, dtype=np.uint32)
+        df[buckets] -= counts
+
+
+class _TermHashes(dict[str, int]):
+    """CRC32 of a term (stable across processes, unlike ``hash``), memoized.
+
+    Pure memoization, emptied when it grows past ``TERM_CACHE_MAX``; a miss is
+    computed by ``__missing__``, so ``map(cache.__getitem__, terms)`` runs in C.
+    """
+
+    def __missing__(self, term: str) -> int:
+        if len(self) > TERM_CACHE_MAX:
+            self.clear()
+        h = self[term] = zlib.crc32(term.encode("utf-8"))
+        return h
+
+
+def _distinct(values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """``values`` sorted, without repeats (a sort and a compare; CRC32s of distinct terms
+    almost never repeat, and ``np.unique`` costs 5x more)."""
+    ordered = np.sort(values)
+    if (ordered[1:] == ordered[:-1]).any():
+        return np.unique(ordered)
+    return ordered
+
+
+class _Vocabulary:
+    """Profile term <-> small integer id, for the terms some member of the window holds.
+
+    Story sums and member profiles are arrays over these ids instead of dicts and
+    tuples of strings (a 28-byte int and a dict entry per term per story before). Each
+    id counts the members holding its term; at zero the term is forgotten and its id
+    reused, so the vocabulary is bounded by the window like everything else. Ids carry
+    no meaning: every order that decides anything is by sum, then by term. Id 0
+    (``UNKNOWN``) is never given: it stands for a term no member holds.
+    """
+
+    __slots__ = ("free", "ids", "refs", "terms")
+
+    UNKNOWN = 0
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.terms: list[str] = [""]            # by id; "" for a free id (and for 0)
+        self.refs: npt.NDArray[np.int32] = np.zeros(1024, dtype=np.int32)
+        self.free: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, terms: Sequence[str]) -> npt.NDArray[np.uint32]:
+        """The ids of ``terms`` (distinct), new ones for unknown terms; one reference each."""
+        ids = self.ids
+        known = list(map(ids.get, terms))
+        if None in known:   # ids are >= 1: only a missing one is falsy
+            for t in compress(terms, map(operator.not_, known)):
+                if self.free:
+                    tid = self.free.pop()
+                    self.terms[tid] = t
+                else:
+                    tid = len(self.terms)
+                    self.terms.append(t)
+                    if tid >= len(self.refs):
+                        self.refs = np.concatenate((self.refs, np.zeros_like(self.refs)))
+                ids[t] = tid
+            known = list(map(ids.__getitem__, terms))
+        got = np.array(known, dtype=np.uint32)
+        self.refs[got] += 1
+        return got
+
+    def release(self, tids: npt.NDArray[np.uint32]) -> None:
+        """Drop one reference to each of ``tids`` (distinct); forget the terms left with none."""
+        refs = self.refs
+        refs[tids] -= 1
+        gone = tids[refs[tids] == 0]
+        if len(gone):
+            for tid in gone.tolist():
+                del self.ids[self.terms[tid]]
+                self.terms[tid] = ""
+            self.free.extend(gone.tolist())
 
 
 class _Member:
-    """What the index keeps of one member: exactly what taking it out again needs."""
+    """What the index keeps of one member: exactly what taking it out again needs.
 
-    __slots__ = ("buckets", "counts", "key", "marks", "seen_at", "terms", "weights")
+    ``terms`` is its profile as term ids (uint32) followed by their weights (uint16,
+    same order) in one bytes object: ~6 bytes a term against ~14 for a tuple of
+    shared strings and an array of weights, and one object header instead of two.
+    """
 
-    def __init__(self, feats: Features) -> None:
+    __slots__ = ("buckets", "counts", "key", "marks", "seen_at", "terms")
+
+    def __init__(self, feats: Features, tids: npt.NDArray[np.uint32],
+                 buckets: npt.NDArray[np.uint32], counts: npt.NDArray[np.uint32] | None) -> None:
         self.key = feats.key
         self.seen_at = feats.seen_at
-        self.terms = feats.terms
-        self.weights = feats.weights
+        self.terms = tids.tobytes() + feats.weights.tobytes()
         self.marks = feats.marks
-        self.buckets, self.counts = _df_buckets(feats.df_hashes)
+        self.buckets = _pack3(buckets)
+        self.counts = None if counts is None else counts.tobytes()
+
+    def profile(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint16]]:
+        """Its term ids and their weights."""
+        k = len(self.terms) // 6
+        return (np.frombuffer(self.terms, dtype=np.uint32, count=k),
+                np.frombuffer(self.terms, dtype=np.uint16, count=k, offset=4 * k))
 
 
 def _decrement(counts: dict[str, int], keys: Iterable[str]) -> None:
@@ -205,26 +324,63 @@ def _decrement(counts: dict[str, int], keys: Iterable[str]) -> None:
             counts.pop(k, None)
 
 
+# Sums of uint16 weights fit a uint32 while a story has fewer members than this; a
+# bigger one (not seen in practice) moves its sums to int64, so sums stay exact.
+_WIDE_AT = 65_536
+
+
 class _Story:
-    __slots__ = ("cut", "first_seen", "id", "indexed", "kinds", "last_seen", "marks",
-                 "members", "norm", "sums", "top_floor")
+    __slots__ = ("cut", "first_seen", "id", "ids", "indexed", "kinds", "last_seen", "marks",
+                 "members", "norm", "sums")
 
     def __init__(self, story_id: str, seen_at: datetime) -> None:
         self.id = story_id
         self.members: dict[str, _Member] = {}
-        self.sums: dict[str, int] = {}
+        # The sum of its members' weights for each term id in ``ids`` (ascending, all > 0).
+        self.ids: npt.NDArray[np.uint32] = np.zeros(0, dtype=np.uint32)
+        self.sums: npt.NDArray[np.uint32] | npt.NDArray[np.int64] = np.zeros(0, dtype=np.uint32)
         # The profile is implicit: the terms of ``sums`` >= ``cut`` (the story's
         # ``story_terms`` strongest, ties included), divided by ``norm``.
         self.cut = 0
         self.norm = 1.0
         self.indexed: tuple[str, ...] = ()
-        # The sum of the last indexed term when they were ranked: no other term is above
-        # it, and none can rise above it without passing through ``_refresh``.
-        self.top_floor = 0
         self.marks: dict[str, int] = {}    # members holding each particular
         self.kinds: dict[str, int] = {}    # members mentioning each kind of particular
         self.first_seen = seen_at
         self.last_seen = seen_at
+
+    def join(self, ids: npt.NDArray[np.uint32], weights: npt.NDArray[np.uint16]) -> None:
+        """Add a member's profile (distinct term ids and their weights) to the sums."""
+        if len(self.members) >= _WIDE_AT and self.sums.dtype == np.uint32:
+            self.sums = self.sums.astype(np.int64)
+        if not len(ids):
+            return
+        # all the ids, sorted; runs of one id summed (an id occurs at most twice)
+        both = np.concatenate((self.ids, ids))
+        order = both.argsort()
+        ranked = both[order]
+        first = np.empty(len(ranked), dtype=np.bool_)
+        first[0] = True
+        np.not_equal(ranked[1:], ranked[:-1], out=first[1:])
+        starts = first.nonzero()[0]
+        self.ids = ranked[starts]
+        self.sums = np.add.reduceat(np.concatenate((self.sums, weights))[order], starts,
+                                    dtype=self.sums.dtype)   # not reduce's default uint64
+
+    def leave(self, ids: npt.NDArray[np.uint32], weights: npt.NDArray[np.uint16]) -> None:
+        """Take a member's profile out of the sums; drop the terms at zero."""
+        pos = self.ids.searchsorted(ids)
+        sums = self.sums
+        sums[pos] -= weights
+        if not sums[pos].all():
+            keep = sums != 0
+            self.ids = self.ids[keep]
+            self.sums = sums[keep]
+
+    def term_sums(self, vocab: _Vocabulary) -> dict[str, int]:
+        """Term -> sum (for tests and inspection)."""
+        return dict(zip(map(vocab.terms.__getitem__, self.ids.tolist()), self.sums.tolist(),
+                        strict=True))
 
 
 class StoryIndex:
@@ -239,12 +395,16 @@ class StoryIndex:
         # bucket only makes a term look a little commoner than it is.
         self._df: npt.NDArray[np.uint32] = np.zeros(1 << DF_BITS, dtype=np.uint32)
         self._docs = 0
-        self._postings: dict[str, set[str]] = {}
+        # indexed term -> the stories indexing it: a bare story id while there is one
+        # (most terms; a set costs ~200 bytes), a set from two on (``fingerprint.hold``)
+        self._postings: dict[str, str | set[str]] = {}
         self._lsh = fingerprint.LSHIndex()
         self._expiry: list[tuple[datetime, str]] = []
         self.restore_skipped = 0
-        self._hashes: dict[str, int] = {}
-        self._interned: dict[str, str] = {}   # one str object per profile term
+        self._hashes = _TermHashes()
+        self._vocab = _Vocabulary()
+        # Scratch for scoring: the article's weight by term id, zero elsewhere.
+        self._query: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
     # -- queries -------------------------------------------------------------
     def __len__(self) -> int:
@@ -267,12 +427,11 @@ class StoryIndex:
         tf = extract(article.title, "\n".join(p for p in (article.summary, article.content) if p),
                      article.language)
         terms_all = list(tf.weights)
-        known = list(map(self._hashes.get, terms_all))   # memoized CRC32s, looked up in C
-        hashes: list[int] = [h if h is not None else self._term_hash(t)
-                             for h, t in zip(known, terms_all, strict=True)] \
-            if None in known else cast("list[int]", known)
-        n_terms = len(hashes)
-        buckets = np.fromiter(hashes, dtype=np.uint32, count=n_terms) & DF_MASK
+        n_terms = len(terms_all)
+        # memoized CRC32s, looked up in C
+        hashes = np.fromiter(map(self._hashes.__getitem__, terms_all), dtype=np.uint32,
+                             count=n_terms)
+        buckets = hashes & np.uint32(DF_MASK)
         # weight x smoothed IDF, ln((N + 1) / (df + 1)) + 1
         idf = (math.log(self._docs + 1) + 1.0) - np.log1p(self._df[buckets])
         scores = np.fromiter(tf.weights.values(), dtype=np.float64, count=n_terms) * idf
@@ -284,28 +443,14 @@ class StoryIndex:
         k = len(quantized)
         while k and quantized[k - 1] <= 0:
             k -= 1
-        interned = self._interned
-        if len(interned) > TERM_CACHE_MAX:
-            interned.clear()   # only sharing is lost; the daemon runs for months
-        picked = list(map(terms_all.__getitem__, order[:k].tolist()))
-        terms = tuple(map(interned.setdefault, picked, picked))
+        terms = tuple(map(terms_all.__getitem__, order[:k].tolist()))
         sig = fingerprint.signature(tf.shingles)
         return Features(
             key=article.key, story_id="", seen_at=now.astimezone(UTC), language=tf.language,
             terms=terms, weights=array("H", quantized[:k]),
-            df_hashes=array("I", sorted(set(hashes[:MAX_DF_TERMS]))).tobytes(),
+            df_hashes=_distinct(hashes[:MAX_DF_TERMS]).tobytes(),
             signature=sig, scheme=fingerprint.SCHEME, marks=tf.marks,
         )
-
-    def _term_hash(self, term: str) -> int:
-        """CRC32 of a term (stable across processes, unlike ``hash``), memoized."""
-        cache = self._hashes
-        h = cache.get(term)
-        if h is None:
-            if len(cache) > TERM_CACHE_MAX:
-                cache.clear()
-            h = cache[term] = zlib.crc32(term.encode("utf-8"))
-        return h
 
     def _live(self, story: _Story, now: datetime) -> bool:
         return story.last_seen >= now - self.config.window
@@ -313,7 +458,27 @@ class StoryIndex:
     def place(self, article: Article, now: datetime) -> Placement:
         """Decide the article's story. Does not change the index (see ``add``)."""
         feats = self.features_of(article, now)
-        existing = self._member_story.get(article.key)
+        loaded = self._load_query(feats)
+        try:
+            return self._decide(feats, now)
+        finally:
+            self._query[loaded] = 0
+
+    def _load_query(self, feats: Features) -> npt.NDArray[np.intp]:
+        """Spread the article's weights over the scratch vector by term id; the ids set.
+
+        Terms no member holds have no id and cannot be shared with any story.
+        """
+        tids = np.fromiter(map(self._vocab.ids.get, feats.terms, repeat(_Vocabulary.UNKNOWN)),
+                           dtype=np.intp, count=len(feats.terms))
+        if len(self._query) < len(self._vocab.refs):
+            self._query = np.zeros(len(self._vocab.refs), dtype=np.int64)
+        self._query[tids] = feats.weights
+        self._query[_Vocabulary.UNKNOWN] = 0
+        return tids
+
+    def _decide(self, feats: Features, now: datetime) -> Placement:
+        existing = self._member_story.get(feats.key)
         if existing is not None:
             return self._placement(feats, existing, "same-article", 1.0, None)
 
@@ -328,23 +493,21 @@ class StoryIndex:
         if best is not None:
             sid, sim = best
             return self._placement(feats, sid, "similar", sim, None)
-        return self._placement(feats, story_id_for(article.key), "new", None, None)
+        return self._placement(feats, story_id_for(feats.key), "new", None, None)
 
     def _best_story(self, feats: Features, now: datetime) -> tuple[str, float] | None:
-        profile = feats.profile()
+        stories = [story for story in map(self._stories.__getitem__, self._candidates(feats))
+                   if self._live(story, now)]
         best: tuple[str, float] | None = None
-        for sid in self._candidates(feats, profile):
-            story = self._stories[sid]
-            if not self._live(story, now):
-                continue
-            sim, shared = self._score(feats, profile, story)
+        for story, (sim, shared) in zip(stories, self._scores(feats, stories), strict=True):
             if shared < self.config.min_shared_terms or sim < self.config.join_threshold:
                 continue
+            sid = story.id
             if best is None or sim > best[1] or (sim == best[1] and sid < best[0]):
                 best = (sid, sim)
         return best
 
-    def _candidates(self, feats: Features, profile: dict[str, int]) -> list[str]:
+    def _candidates(self, feats: Features) -> list[str]:
         """The stories worth a full comparison: at most ``candidates``, strongest vote first.
 
         Only the stories sharing >= 2 of their indexed terms with the article's
@@ -355,7 +518,10 @@ class StoryIndex:
         about a third of the elements (the largest posting is a common word's).
         """
         postings = self._postings
-        query = [(postings[t], profile[t]) for t in feats.terms[:QUERY_TERMS] if t in postings]
+        found = [(postings[t], w) for t, w in zip(feats.terms[:QUERY_TERMS],
+                                                  feats.weights[:QUERY_TERMS], strict=True)
+                 if t in postings]
+        query = [(held if isinstance(held, set) else (held,), w) for held, w in found]
         need = min(self.config.min_shared_terms, 2)
         if need == 2 and len(query) > 1:
             largest = max([posting for posting, _ in query], key=len)
@@ -368,34 +534,50 @@ class StoryIndex:
         votes = [(sum([w for posting, w in query if sid in posting]), sid) for sid in eligible]
         return [sid for _, sid in heapq.nlargest(self.config.candidates, votes)]
 
-    def _score(self, feats: Features, profile: dict[str, int], story: _Story) -> tuple[float, int]:
-        """The article's score against one story, and how many profile terms they share.
+    def _weights_in(self, story: _Story) -> npt.NDArray[np.int64]:
+        """The article's weight (from the loaded query) for each of the story's profile terms.
+
+        Aligned with ``story.ids``; zero for the terms the article lacks and for those
+        below the story's cut (a story with at most ``story_terms`` terms has none).
+        """
+        weights = self._query.take(story.ids)
+        if len(weights) > self.config.story_terms:
+            weights[story.sums < story.cut] = 0
+        return weights
+
+    def _scores(self, feats: Features, stories: list[_Story]) -> list[tuple[float, int]]:
+        """The article's score against each story, and how many profile terms they share.
 
         Score = cosine of the two profiles (the story's cut to its strongest terms)
         + ``agree_bonus`` per kind of particular the story agrees on
-        - ``conflict_penalty`` per kind it contradicts (module docstring).
+        - ``conflict_penalty`` per kind it contradicts (module docstring). The article's
+        weights are in the scratch vector (``_load_query``): a story's dot product is
+        a gather at its ids and one integer product, all in C.
         """
-        shared = 0
-        dot = 0
-        sums, cut = story.sums, story.cut
-        for term in sums.keys() & profile.keys():   # intersection in C
-            c = sums[term]
-            if c >= cut:
-                shared += 1
-                dot += profile[term] * c
-        agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
-        sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
-               - self.config.conflict_penalty * conflict)
-        return sim, shared
+        out = []
+        for story in stories:
+            weights = self._weights_in(story)
+            dot = int(weights @ story.sums)
+            agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
+            sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
+                   - self.config.conflict_penalty * conflict)
+            out.append((sim, int(np.count_nonzero(weights))))
+        return out
 
-    def _shared_terms(self, feats: Features, story_id: str) -> tuple[str, ...]:
+    def _shared_terms(self, story_id: str) -> tuple[str, ...]:
+        """The article's strongest profile terms in the story's profile (``_load_query``)."""
         story = self._stories.get(story_id)
         if story is None:
             return ()
-        sums, cut = story.sums, story.cut
-        both = [(w * sums[t], t) for t, w in zip(feats.terms, feats.weights, strict=True)
-                if sums.get(t, 0) >= cut and t in sums]
-        return tuple(t for _, t in sorted(both, key=lambda p: (-p[0], p[1]))[:SHARED_SHOWN])
+        weights = self._weights_in(story)
+        shared = weights.nonzero()[0]
+        if not len(shared):
+            return ()
+        # strongest product first, ties by term: (-product, term) pairs in their natural order
+        both = sorted(zip((-(weights[shared] * story.sums[shared])).tolist(),
+                          map(self._vocab.terms.__getitem__, story.ids[shared].tolist()),
+                          strict=True))
+        return tuple(t for _, t in both[:SHARED_SHOWN])
 
     def _placement(self, feats: Features, story_id: str, method: Method,
                    similarity: float | None, matched: str | None) -> Placement:
@@ -403,7 +585,7 @@ class StoryIndex:
         return Placement(
             article_key=feats.key, story_id=story_id, is_new=method == "new",
             similarity=None if similarity is None else round(similarity, 4),
-            shared_terms=self._shared_terms(feats, story_id) if method != "new" else (),
+            shared_terms=self._shared_terms(story_id) if method != "new" else (),
             features=feats.to_json(), method=method, seen_at=feats.seen_at,
             matched_key=matched, language=feats.language, parsed=feats,
         )
@@ -423,91 +605,60 @@ class StoryIndex:
         story = self._stories.get(feats.story_id)
         if story is None:
             story = self._stories[feats.story_id] = _Story(feats.story_id, feats.seen_at)
-        member = story.members[feats.key] = _Member(feats)
+        tids = self._vocab.take(feats.terms)
+        story.join(tids, np.frombuffer(feats.weights, dtype=np.uint16))
+        buckets, counts = _buckets(feats.df_hashes)
+        member = _Member(feats, tids, buckets, counts)
+        story.members[feats.key] = member
         story.first_seen = min(story.first_seen, feats.seen_at)
         story.last_seen = max(story.last_seen, feats.seen_at)
         self._member_story[feats.key] = feats.story_id
-        for t, w in zip(feats.terms, feats.weights, strict=True):
-            story.sums[t] = story.sums.get(t, 0) + w
-        self._refresh(story, grown=feats.terms)
+        self._refresh(story)
         for m in feats.marks:
             story.marks[m] = story.marks.get(m, 0) + 1
         for k in {m[0] for m in feats.marks}:
             story.kinds[k] = story.kinds.get(k, 0) + 1
-        _count(self._df, member, 1)
+        _count(self._df, buckets, counts, 1)
         self._docs += 1
         if feats.signature is not None and feats.scheme == fingerprint.SCHEME:
             self._lsh.add(feats.key, feats.signature)
         heapq.heappush(self._expiry, (feats.seen_at, feats.key))
 
-    def _refresh(self, story: _Story, grown: Iterable[str] | None = None) -> None:
+    def _refresh(self, story: _Story) -> None:
         """Recompute a story's profile cut and norm from its sums; re-index its strongest terms.
 
-        Sorting plain ints (C speed) finds the cut; only the few terms at or above it
-        are paired with their names. Ties at the cut are all kept, and the indexed
-        terms break ties by the larger term: nothing depends on dict order, which
-        differs between a live index and a restored one. When only the ``grown``
-        terms went up (a member was added), the new strongest terms can only be the
-        old ones or those, so the scan over every term is skipped; the result is
-        the same either way.
+        One sort of the sums array finds the cut (ties at the cut are all kept); the
+        indexed terms are the ``INDEXED_TERMS`` strongest, ties broken by the larger
+        term, so nothing depends on the order members came in or on term ids. Only
+        the few terms at or above the last indexed sum are paired with their names.
         """
         sums = story.sums
-        vals = sorted(sums.values(), reverse=True)
         n = self.config.story_terms
-        if len(vals) > n:
-            cut = vals[n - 1]
-            k = n
-            while k < len(vals) and vals[k] == cut:
-                k += 1
-            vals = vals[:k]
+        if len(sums) > n:
+            # the n-th largest sum, found by a partial sort; then only the terms >= it sorted
+            cut = int(np.partition(sums, len(sums) - n)[len(sums) - n])
+            vals: list[int] = np.sort(sums[sums >= cut])[::-1].tolist()
         else:
+            vals = np.sort(sums)[::-1].tolist()
             cut = vals[-1] if vals else 0
         story.cut = cut
         story.norm = math.hypot(*vals) or 1.0
-        pool: Iterable[str]
-        if grown is not None:
-            pool = set(story.indexed).union(grown)
-        elif len(story.indexed) == INDEXED_TERMS and all(
-                [sums.get(t, 0) > story.top_floor for t in story.indexed]):
-            # A removal only lowers sums: every other term is still <= top_floor, so the
-            # indexed terms, all still above it, stay the strongest (maybe reordered).
-            pool = story.indexed
+        if not vals:
+            indexed: tuple[str, ...] = ()
         else:
-            floor = vals[INDEXED_TERMS - 1] if len(vals) >= INDEXED_TERMS else cut
-            # the terms >= floor, picked in C (no Python frame per term)
-            pool = compress(sums, map(floor.__le__, sums.values()))
-        # Strongest first, ties by the larger term, as sorting (sum, term) pairs in
-        # reverse would give. Sorting by the int sums alone is cheap; only the head
-        # (the first INDEXED_TERMS and whatever ties the last of them) is re-sorted
-        # by name, then by sum again (stable): C sorts, no tuple per term.
-        ranked = sorted(pool, key=sums.__getitem__, reverse=True)
-        if len(ranked) > INDEXED_TERMS:
-            last = sums[ranked[INDEXED_TERMS - 1]]
-            k = INDEXED_TERMS
-            while k < len(ranked) and sums[ranked[k]] == last:
-                k += 1
-            del ranked[k:]
-        ranked.sort(reverse=True)
-        ranked.sort(key=sums.__getitem__, reverse=True)
-        indexed = tuple(ranked[:INDEXED_TERMS])
-        story.top_floor = sums[indexed[-1]] if len(indexed) == INDEXED_TERMS else 0
-        old = story.indexed
-        if indexed == old:
-            return
-        postings = self._postings
-        for t in set(old).difference(indexed):
-            posting = postings.get(t)
-            if posting is not None:
-                posting.discard(story.id)
-                if not posting:
-                    del postings[t]
-        for t in indexed:
-            posting = postings.get(t)
-            if posting is None:
-                postings[t] = {story.id}
-            else:
-                posting.add(story.id)
+            floor = vals[min(INDEXED_TERMS, len(vals)) - 1]
+            top = sums >= floor
+            terms = self._vocab.terms
+            head = sorted(zip(sums[top].tolist(), map(terms.__getitem__, story.ids[top].tolist()),
+                              strict=True), reverse=True)
+            indexed = tuple([t for _, t in head[:INDEXED_TERMS]])
+        old, new = set(story.indexed), set(indexed)
         story.indexed = indexed
+        postings = self._postings
+        for t in old - new:
+            fingerprint.release(postings, t, story.id)
+        for t in new - old:
+            fingerprint.hold(postings, t, story.id)
 
     def _remove_member(self, key: str) -> bool:
         """Forget one member; True when its story went with it."""
@@ -516,26 +667,21 @@ class StoryIndex:
             return False
         story = self._stories[sid]
         member = story.members.pop(key)
-        _count(self._df, member, -1)
+        _count(self._df, _unpack3(member.buckets),
+               None if member.counts is None else np.frombuffer(member.counts, dtype=np.uint32),
+               -1)
         self._docs -= 1
         self._lsh.remove(key)
+        ids, weights = member.profile()
+        self._vocab.release(ids)
         if not story.members:
             for t in story.indexed:
-                posting = self._postings.get(t)
-                if posting is not None:
-                    posting.discard(sid)
-                    if not posting:
-                        del self._postings[t]
+                fingerprint.release(self._postings, t, sid)
             del self._stories[sid]
             return True
         _decrement(story.marks, member.marks)
         _decrement(story.kinds, {m[0] for m in member.marks})
-        for t, w in zip(member.terms, member.weights, strict=True):
-            v = story.sums.get(t, 0) - w
-            if v > 0:
-                story.sums[t] = v
-            else:
-                story.sums.pop(t, None)
+        story.leave(ids, weights)
         # members leave oldest first: only a bound that left needs the scan
         if member.seen_at <= story.first_seen:
             story.first_seen = min(m.seen_at for m in story.members.values())

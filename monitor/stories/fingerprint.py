@@ -28,8 +28,8 @@ from __future__ import annotations
 import importlib
 import zlib
 from array import array
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -91,6 +91,38 @@ def _bands(sig: bytes) -> list[int]:
     return keys
 
 
+B = TypeVar("B", bound=Hashable)
+
+
+def hold(buckets: dict[B, str | set[str]], bucket: B, key: str) -> None:
+    """Put ``key`` in a bucket that holds a bare key until a second one lands in it.
+
+    Most buckets hold one key, and a set per bucket costs ~200 bytes.
+    """
+    held = buckets.get(bucket)
+    if held is None:
+        buckets[bucket] = key
+    elif isinstance(held, str):
+        if held != key:
+            buckets[bucket] = {held, key}
+    else:
+        held.add(key)
+
+
+def release(buckets: dict[B, str | set[str]], bucket: B, key: str) -> None:
+    """Take ``key`` out of a bucket filled by ``hold``; an empty bucket is deleted."""
+    held = buckets.get(bucket)
+    if held is None:
+        return
+    if isinstance(held, str):
+        if held == key:
+            del buckets[bucket]
+    else:
+        held.discard(key)
+        if len(held) == 1:
+            buckets[bucket] = next(iter(held))
+
+
 class LSHIndex:
     """Member key -> signature, findable by any identical band.
 
@@ -101,42 +133,36 @@ class LSHIndex:
     def __init__(self) -> None:
         self._sigs: dict[str, bytes] = {}
         self._tables: list[dict[int, str | set[str]]] = [{} for _ in range(BANDS)]
+        # the bands of the last signature looked up: a placed article is looked up
+        # (``best``), then added with the same signature object
+        self._last: tuple[bytes, list[int]] = (b"", [])
+
+    def _bands_of(self, sig: bytes) -> list[int]:
+        last_sig, bands = self._last
+        if sig is not last_sig:
+            bands = _bands(sig)
+            self._last = (sig, bands)
+        return bands
 
     def __len__(self) -> int:
         return len(self._sigs)
 
     def add(self, key: str, sig: bytes) -> None:
         self._sigs[key] = sig
-        for buckets, band in zip(self._tables, _bands(sig), strict=True):
-            held = buckets.get(band)
-            if held is None:
-                buckets[band] = key
-            elif isinstance(held, str):
-                if held != key:
-                    buckets[band] = {held, key}
-            else:
-                held.add(key)
+        for buckets, band in zip(self._tables, self._bands_of(sig), strict=True):
+            hold(buckets, band, key)
 
     def remove(self, key: str) -> None:
         sig = self._sigs.pop(key, None)
         if sig is None:
             return
         for buckets, band in zip(self._tables, _bands(sig), strict=True):
-            held = buckets.get(band)
-            if held is None:
-                continue
-            if isinstance(held, str):
-                if held == key:
-                    del buckets[band]
-            else:
-                held.discard(key)
-                if len(held) == 1:
-                    buckets[band] = next(iter(held))
+            release(buckets, band, key)
 
     def best(self, sig: bytes) -> tuple[str, float] | None:
         """The stored member most similar to ``sig`` among LSH candidates (ties: smallest key)."""
         candidates: set[str] = set()
-        for buckets, band in zip(self._tables, _bands(sig), strict=True):
+        for buckets, band in zip(self._tables, self._bands_of(sig), strict=True):
             held = buckets.get(band)
             if held is None:
                 continue
