@@ -399,8 +399,8 @@ class Ingestor:
                        s.alert_id, s.placement.similarity, s.placement.is_new,
                        s.where.throttled if held and s.where is not None else ())
 
-    async def _drain(self) -> None:
-        """Wait until everything staged is committed or taken back (call under the lock)."""
+    async def drain(self) -> None:
+        """Wait until everything staged is committed or taken back (before closing the store)."""
         while self._committer is not None and not self._committer.done():
             await asyncio.wait([self._committer])
 
@@ -458,7 +458,7 @@ class Ingestor:
         """
         async with self._lock:
             if not self.store.shared:
-                await self._drain()  # a story still in the overlay is about to be saved
+                await self.drain()  # a story still in the overlay is about to be saved
                 return await self._flush_updates(now)
             async with self.store.exclusive(STORIES_LEASE, LEASE_TTL, wait_seconds=LEASE_WAIT):
                 return await self._flush_updates(now)

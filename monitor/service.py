@@ -322,6 +322,8 @@ class Service:
             await self.fetcher.aclose()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.ingestor is not None:
+            await self.ingestor.drain()  # a group commit in flight ends before the store does
         if self.store is not None:
             await self.store.close()
         if self.lock is not None:
