@@ -92,7 +92,7 @@ class Ingestor:
     def __init__(
         self, store: Store, rules: RuleSet, index: StoryIndex, policy: AlertPolicy,
         sinks: Sequence[str], *, window: timedelta, seen_ttl: timedelta,
-        throttle: RuleThrottle | None = None,
+        throttle: RuleThrottle | None = None, key_memory: int = MAX_KEY_MEMORY,
     ) -> None:
         self.store = store
         self.rules = rules
@@ -104,7 +104,10 @@ class Ingestor:
         self.throttle = throttle  # None: rules' ``throttle`` is not enforced (replay)
         self.stories: dict[str, Story] = {}
         self.hits: dict[str, dict[str, RuleHit]] = {}
-        # seen-key -> story id, so a repeat can still name its story (bounded, oldest out).
+        # seen-key -> story id, so a repeat can still name its story (bounded, oldest out):
+        # replay reports it. The daemon does not (``key_memory=0``): at ~0.3 KB per new
+        # article it was a few MB of the daemon's memory for nothing.
+        self.key_memory = key_memory
         self.key_story: OrderedDict[str, str] = OrderedDict()
         self._lock = asyncio.Lock()
         self._last_created = datetime.min.replace(tzinfo=UTC)
@@ -154,10 +157,12 @@ class Ingestor:
                 return added
 
     def _remember_keys(self, keys: Sequence[str], story_id: str) -> None:
+        if not self.key_memory:
+            return
         for k in keys:
             self.key_story[k] = story_id
             self.key_story.move_to_end(k)
-        while len(self.key_story) > MAX_KEY_MEMORY:
+        while len(self.key_story) > self.key_memory:
             self.key_story.popitem(last=False)
 
     def _story_hits(self, story: Story, fresh: Sequence[RuleHit]) -> list[RuleHit]:

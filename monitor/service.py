@@ -183,7 +183,7 @@ class Service:
         index = StoryIndex(StoryConfig(window=st.stories.window))
         self.ingestor = Ingestor(self.store, self.rules, index, policy, list(sinks),
                                  window=st.stories.window, seen_ttl=st.alerts.seen_ttl,
-                                 throttle=RuleThrottle())
+                                 throttle=RuleThrottle(), key_memory=0)
         await self.ingestor.restore(now)
         self.deliverer = Deliverer(self.store, sinks, retry_min=st.sinks.retry_min,
                                    retry_max=st.sinks.retry_max,
