@@ -271,10 +271,15 @@ class Ingestor:
             # polled at once would both open a new story; committing may (see the docstring).
             async with self._lock:
                 # Keys staged by others, or committed since our seen_any, count as seen.
-                batch_keys = set(self._pending_keys)
-                batch_keys.update(k for n, keys in self._recent if n > mark for k in keys)
+                late: set[str] = set()
+                for n, committed in reversed(self._recent):  # newest first: stop at our mark
+                    if n <= mark:
+                        break
+                    late.update(committed)
+                batch_keys: set[str] = set()
                 for i, (keys, was_seen) in enumerate(zip(groups, seen, strict=True)):
-                    if was_seen or batch_keys.intersection(keys):
+                    if was_seen or any(k in batch_keys or k in self._pending_keys or k in late
+                                       for k in keys):
                         out[i] = self._repeat(articles[i], keys, hits[i])
                         continue
                     batch_keys.update(keys)
