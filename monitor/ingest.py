@@ -54,6 +54,7 @@ LEASE_TTL = 10.0       # seconds; one article's section takes milliseconds, a de
 LEASE_WAIT = 30.0      # blocks the others this long at most; waiters give up after this
 CATCH_UP_PAGE = 1000   # members read per members_after call
 LEASE_BATCH = 50       # new articles of one poll placed per lease (shared stores)
+GROUP_ARTICLES = 100   # articles per group-commit transaction, at most (whole polls)
 
 
 @dataclass
@@ -341,9 +342,19 @@ class Ingestor:
         return fut
 
     async def _commit_queued(self) -> None:
-        """The one committer: everything queued since its last transaction, in one more."""
+        """The one committer: what was queued since its last transaction, in one more.
+
+        At most ``GROUP_ARTICLES`` articles a transaction (whole polls; one poll may go
+        over): a story read by a poll being staged (``get_story``, under the ingest lock)
+        waits in the store's queue behind the transaction running, so it must stay short
+        when first polls bring dozens of articles each.
+        """
         while self._queue:
-            batch, self._queue = self._queue, []
+            taken = count = 0
+            while taken < len(self._queue) and count < GROUP_ARTICLES:
+                count += len(self._queue[taken][0])
+                taken += 1
+            batch, self._queue = self._queue[:taken], self._queue[taken:]
             entries = [s for group, _ in batch for s in group]
             try:
                 done = await self.store.commit_articles([s.commit for s in entries])
