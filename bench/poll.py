@@ -389,21 +389,23 @@ async def _daemon_main(urls: list[str], concurrency: int, per_host: int,
         list(svc.pool.map(int, range(svc.pool._max_workers)))  # parser processes up
         rounds: list[dict[str, Any]] = []
         for r in (1, 2, 3):
-            states = [await svc.store.get_feed_state(u) or FeedState(url=u) for u in urls]
             latencies.clear()
             # rounds 1 and 2: every feed due at once, ``concurrency`` polls in flight, as
             # the daemon claims up to its free capacity (throughput); round 3 starts them
             # at half of round 2's rate, as a daemon whose schedule spreads its polls would
             rate = rounds[-1]["n"] / rounds[-1]["seconds"] / 2 if r == 3 else 0.0
-            todo = iter(enumerate(states))
+            # Each poll reads its feed's state when it starts, as the daemon's claim_due
+            # hands out a few at a time: the daemon never holds every feed's state at once.
+            todo = iter(enumerate(urls))
             statuses: list[str] = []
 
             async def worker(rate: float = rate, todo: Any = todo,
                              statuses: list[str] = statuses, start: float = time.monotonic(),
                              ) -> None:
-                for k, st in todo:
+                for k, u in todo:
                     if rate:
                         await asyncio.sleep(max(0.0, start + k / rate - time.monotonic()))
+                    st = await svc.store.get_feed_state(u) or FeedState(url=u)
                     statuses.append((await svc.poll_feed(st)).status)
 
             pids = list(getattr(svc.pool, "_processes", {}) or {})

@@ -6,10 +6,20 @@ replay measures is exactly what the service does. The deciders it calls
 this class only sequences them and talks to the store through its protocol.
 
 The store commit is the point of no return: the article's seen-keys, its
-story and the alerts for it are written in one atomic step, and only then is
-the in-memory story index updated. A crash before the commit loses nothing
-(the article is not seen yet and comes again with the next poll); a crash
-after it re-alerts nothing (the alert is in the durable outbox).
+story and the alerts for it are written in one atomic step. A crash before the
+commit loses nothing (the article is not seen yet and comes again with the next
+poll); a crash after it re-alerts nothing (the alert is in the durable outbox).
+
+Group commit (SQLite, one instance): under the ingest lock a feed's new
+articles are only *staged*: placed, added to the story index, their grown
+stories kept in a pending overlay, their alerts counted against the throttles.
+The commit itself runs outside the lock, in one committer task that writes
+every staged article of every waiting feed in one transaction
+(``Store.commit_articles``), so a burst of polls costs a few transactions
+rather than one store round trip per article under the lock. When the commit
+fails, everything staged and not yet committed is taken back (``StoryIndex.remove``,
+``RuleThrottle.forget``, the overlay dropped) before the error reaches the
+polls: nothing is half-accepted, and the next poll sees those articles as new.
 
 With a ``shared`` store (Redis: several instances), each instance's story
 index would miss the others' members and open a second story for the same
@@ -22,7 +32,7 @@ from this instance's cache. SQLite's path stays as it was: one instance.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -35,7 +45,7 @@ from monitor.alerts.routing import Route, route
 from monitor.alerts.throttle import RuleThrottle
 from monitor.match.rules import RuleSet, Throttle
 from monitor.models import Alert, AlertEvent, Article, RuleHit, Story, StoryArticle
-from monitor.store.base import OutboxItem, Store, StoryMember
+from monitor.store.base import ArticleCommit, OutboxItem, Store, StoryMember
 from monitor.stories.cluster import Placement, StoryIndex
 
 MAX_KEY_MEMORY = 500_000
@@ -44,6 +54,24 @@ LEASE_TTL = 10.0       # seconds; one article's section takes milliseconds, a de
 LEASE_WAIT = 30.0      # blocks the others this long at most; waiters give up after this
 CATCH_UP_PAGE = 1000   # members read per members_after call
 LEASE_BATCH = 50       # new articles of one poll placed per lease (shared stores)
+GROUP_ARTICLES = 100   # articles per group-commit transaction, at most (whole polls)
+
+
+@dataclass
+class _Staged:
+    """One new article placed under the lock and waiting for the group commit."""
+
+    article: Article
+    keys: tuple[str, ...]
+    hits: tuple[RuleHit, ...]
+    placement: Placement
+    story: Story
+    commit: ArticleCommit
+    event: AlertEvent | None
+    alert_id: str | None
+    where: Route | None
+    inserted: bool  # the index gained the member (False: it was a member already)
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -65,7 +93,7 @@ class Ingestor:
     def __init__(
         self, store: Store, rules: RuleSet, index: StoryIndex, policy: AlertPolicy,
         sinks: Sequence[str], *, window: timedelta, seen_ttl: timedelta,
-        throttle: RuleThrottle | None = None,
+        throttle: RuleThrottle | None = None, key_memory: int = MAX_KEY_MEMORY,
     ) -> None:
         self.store = store
         self.rules = rules
@@ -77,11 +105,25 @@ class Ingestor:
         self.throttle = throttle  # None: rules' ``throttle`` is not enforced (replay)
         self.stories: dict[str, Story] = {}
         self.hits: dict[str, dict[str, RuleHit]] = {}
-        # seen-key -> story id, so a repeat can still name its story (bounded, oldest out).
+        # seen-key -> story id, so a repeat can still name its story (bounded, oldest out):
+        # replay reports it. The daemon does not (``key_memory=0``): at ~0.3 KB per new
+        # article it was a few MB of the daemon's memory for nothing.
+        self.key_memory = key_memory
         self.key_story: OrderedDict[str, str] = OrderedDict()
         self._lock = asyncio.Lock()
         self._last_created = datetime.min.replace(tzinfo=UTC)
         self._cursor: str | None = None  # members_after position (shared stores)
+        # Group commit: staged articles not yet committed, their stories and keys.
+        self._pending: dict[str, Story] = {}
+        self._pending_keys: dict[str, str] = {}
+        self._queue: list[tuple[list[_Staged], asyncio.Future[list[bool]]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        # Keys committed while a poll was between its seen_any and the lock: that poll
+        # must still see them as repeats. (commit number, keys), pruned when no poll
+        # that started before them is left.
+        self._commits = 0
+        self._recent: deque[tuple[int, tuple[str, ...]]] = deque()
+        self._marks: Counter[int] = Counter()
 
     async def restore(self, now: datetime) -> None:
         """Reload the window's stories and index after a restart."""
@@ -116,10 +158,12 @@ class Ingestor:
                 return added
 
     def _remember_keys(self, keys: Sequence[str], story_id: str) -> None:
+        if not self.key_memory:
+            return
         for k in keys:
             self.key_story[k] = story_id
             self.key_story.move_to_end(k)
-        while len(self.key_story) > MAX_KEY_MEMORY:
+        while len(self.key_story) > self.key_memory:
             self.key_story.popitem(last=False)
 
     def _story_hits(self, story: Story, fresh: Sequence[RuleHit]) -> list[RuleHit]:
@@ -190,7 +234,8 @@ class Ingestor:
         if placement.is_new:
             return None
         # Shared: another instance may have grown the story since we cached it.
-        story = None if self.store.shared else self.stories.get(placement.story_id)
+        story = None if self.store.shared else (self._pending.get(placement.story_id)
+                                                 or self.stories.get(placement.story_id))
         if story is None:
             story = await self.store.get_story(placement.story_id)
         return story
@@ -216,20 +261,169 @@ class Ingestor:
         if self.store.shared:
             return await self._ingest_shared(articles, now)
         groups = [a.seen_keys or (a.key,) for a in articles]
-        seen = await self.store.seen_any(groups)
-        out: list[Outcome] = []
-        batch_keys: set[str] = set()
-        for article, keys, was_seen in zip(articles, groups, seen, strict=True):
-            hits = self.rules.match(article)
-            if was_seen or batch_keys.intersection(keys):
-                out.append(self._repeat(article, keys, hits))
-                continue
-            batch_keys.update(keys)
-            # place -> commit -> add must not interleave with another feed's ingest, or
-            # two reports of one story polled at once would both open a new story.
+        mark = self._commits
+        self._marks[mark] += 1
+        try:
+            seen = await self.store.seen_any(groups)
+            hits = [self.rules.match(a) for a in articles]
+            out: dict[int, Outcome] = {}
+            staged: dict[int, _Staged] = {}
+            # Placing must not interleave with another feed's, or two reports of one story
+            # polled at once would both open a new story; committing may (see the docstring).
             async with self._lock:
-                out.append(await self._ingest_new(article, keys, hits, now))
-        return out
+                # Keys staged by others, or committed since our seen_any, count as seen.
+                late: set[str] = set()
+                for n, committed in reversed(self._recent):  # newest first: stop at our mark
+                    if n <= mark:
+                        break
+                    late.update(committed)
+                batch_keys: set[str] = set()
+                for i, (keys, was_seen) in enumerate(zip(groups, seen, strict=True)):
+                    if was_seen or any(k in batch_keys or k in self._pending_keys or k in late
+                                       for k in keys):
+                        out[i] = self._repeat(articles[i], keys, hits[i])
+                        continue
+                    batch_keys.update(keys)
+                    staged[i] = await self._stage(articles[i], keys, hits[i], now)
+        finally:
+            self._marks[mark] -= 1
+            if not self._marks[mark]:
+                del self._marks[mark]
+            oldest = min(self._marks, default=self._commits)
+            while self._recent and self._recent[0][0] <= oldest:
+                self._recent.popleft()
+        if staged:
+            done = await self._commit(list(staged.values()))
+            for (i, s), accepted in zip(staged.items(), done, strict=True):
+                out[i] = self._outcome(s, accepted)
+        return [out[i] for i in range(len(articles))]
+
+    async def _prepare(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
+                       now: datetime) -> _Staged:
+        """Place the article and decide its alert: what its commit will write. Changes nothing."""
+        placement = self.index.place(article, now)
+        story = self._grow(await self._story_for(placement), placement, article, hits, now)
+        event = self.policy.decide(story, now)
+        outbox: list[OutboxItem] = []
+        alert_id = None
+        where: Route | None = None
+        if event is not None:
+            alert = build_alert(story, event, self._story_hits(story, hits), now)
+            where = self._targets(alert.rules, now)
+            if not where.held:
+                alert_id = alert.id
+                outbox = self._outbox(alert, where, now)
+            story = mark_alerted(story, now)
+        member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
+                             features=placement.features)
+        commit = ArticleCommit(tuple(keys), story, member, tuple(outbox), now,
+                               self.seen_ttl.total_seconds())
+        return _Staged(article, tuple(keys), tuple(hits), placement, story, commit, event,
+                       alert_id, where, self.index.story_of(article.key) is None, now)
+
+    async def _stage(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
+                     now: datetime) -> _Staged:
+        """``_prepare``, then the index, the overlay and the throttles gain it at once."""
+        s = await self._prepare(article, keys, hits, now)
+        if self.throttle is not None and s.where is not None and not s.where.held:
+            self.throttle.record(s.where.counted, now)  # so the next article sees it counted
+        self.index.add(s.placement)
+        self._pending[s.story.id] = s.story
+        for k in keys:
+            self._pending_keys[k] = s.story.id
+        return s
+
+    def _commit(self, staged: list[_Staged]) -> asyncio.Future[list[bool]]:
+        """Queue staged articles for the committer; the future is one result per article."""
+        fut: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self._queue.append((staged, fut))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued())
+        return fut
+
+    async def _commit_queued(self) -> None:
+        """The one committer: what was queued since its last transaction, in one more.
+
+        At most ``GROUP_ARTICLES`` articles a transaction (whole polls; one poll may go
+        over): a story read by a poll being staged (``get_story``, under the ingest lock)
+        waits in the store's queue behind the transaction running, so it must stay short
+        when first polls bring dozens of articles each.
+        """
+        while self._queue:
+            taken = count = 0
+            while taken < len(self._queue) and count < GROUP_ARTICLES:
+                count += len(self._queue[taken][0])
+                taken += 1
+            batch, self._queue = self._queue[:taken], self._queue[taken:]
+            entries = [s for group, _ in batch for s in group]
+            try:
+                done = await self.store.commit_articles([s.commit for s in entries])
+            except BaseException as e:
+                # Polls staged on top of this batch may have grown its stories: take
+                # those back too, newest first, and fail their polls with the same error.
+                batch += self._queue
+                self._queue = []
+                self._take_back([s for group, _ in batch for s in group])
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                if not isinstance(e, Exception):
+                    raise
+                return
+            self._settle(entries, done)
+            start = 0
+            for group, fut in batch:
+                if not fut.done():
+                    fut.set_result(done[start:start + len(group)])
+                start += len(group)
+
+    def _settle(self, entries: Sequence[_Staged], done: Sequence[bool]) -> None:
+        """After the transaction: committed stories leave the overlay for the caches."""
+        for s, accepted in zip(entries, done, strict=True):
+            if not accepted:  # seen after all (another process on the same file)
+                self._take_back([s])
+                continue
+            for k in s.keys:
+                if self._pending_keys.get(k) == s.story.id:
+                    del self._pending_keys[k]
+            if self._pending.get(s.story.id) is s.story:
+                del self._pending[s.story.id]
+            self._cache(s.story, s.hits)
+            self._remember_keys(s.keys, s.story.id)
+            self._commits += 1
+            if self._marks:
+                self._recent.append((self._commits, s.keys))
+            if s.where is not None and s.where.held:
+                self._queued(s.where, s.story.id, s.now)
+
+    def _take_back(self, entries: Sequence[_Staged]) -> None:
+        """Undo staging, newest first: the index, the throttles, the overlay."""
+        for s in reversed(entries):
+            if s.inserted:
+                self.index.remove(s.article.key)
+            if self.throttle is not None and s.where is not None and not s.where.held:
+                self.throttle.forget(s.where.counted, s.now)
+            for k in s.keys:
+                if self._pending_keys.get(k) == s.story.id:
+                    del self._pending_keys[k]
+            self._pending.pop(s.story.id, None)
+            if s.placement.is_new:
+                self.hits.pop(s.story.id, None)
+
+    @staticmethod
+    def _outcome(s: _Staged, accepted: bool) -> Outcome:
+        rule_ids = tuple(h.rule_id for h in s.hits)
+        if not accepted:
+            return Outcome(s.article, True, None, rule_ids)
+        held = s.where is not None and s.where.held
+        return Outcome(s.article, False, s.story.id, rule_ids, None if held else s.event,
+                       s.alert_id, s.placement.similarity, s.placement.is_new,
+                       s.where.throttled if held and s.where is not None else ())
+
+    async def drain(self) -> None:
+        """Wait until everything staged is committed or taken back (before closing the store)."""
+        while self._committer is not None and not self._committer.done():
+            await asyncio.wait([self._committer])
 
     def _repeat(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit]) -> Outcome:
         story_id = next((self.key_story[k] for k in keys if k in self.key_story), None)
@@ -265,35 +459,17 @@ class Ingestor:
 
     async def _ingest_new(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
                           now: datetime) -> Outcome:
-        placement = self.index.place(article, now)
-        story = self._grow(await self._story_for(placement), placement, article, hits, now)
-        event = self.policy.decide(story, now)
-        outbox: list[OutboxItem] = []
-        alert_id = None
-        where: Route | None = None
-        if event is not None:
-            alert = build_alert(story, event, self._story_hits(story, hits), now)
-            where = self._targets(alert.rules, now)
-            if not where.held:
-                alert_id = alert.id
-                outbox = self._outbox(alert, where, now)
-            story = mark_alerted(story, now)
-        member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
-                             features=placement.features)
+        s = await self._prepare(article, keys, hits, now)
+        c = s.commit
         accepted = await self.store.commit_article(
-            keys, story, member, outbox, now, self.seen_ttl.total_seconds())
-        rule_ids = tuple(h.rule_id for h in hits)
-        if not accepted:  # another instance took it between our check and our commit
-            return Outcome(article, True, None, rule_ids)
-        self.index.add(placement)
-        self._cache(story, hits)
-        self._remember_keys(keys, story.id)
-        if where is not None:
-            self._queued(where, story.id, now)
-        held = where is not None and where.held
-        return Outcome(article, False, story.id, rule_ids, None if held else event, alert_id,
-                       placement.similarity, placement.is_new,
-                       where.throttled if held and where is not None else ())
+            c.seen_keys, c.story, c.member, c.outbox, c.now, c.seen_ttl_seconds)
+        if accepted:  # else another instance took it between our check and our commit
+            self.index.add(s.placement)
+            self._cache(s.story, hits)
+            self._remember_keys(keys, s.story.id)
+            if s.where is not None:
+                self._queued(s.where, s.story.id, now)
+        return self._outcome(s, accepted)
 
     async def flush_updates(self, now: datetime) -> list[str]:
         """Queue held-back ``story.updated`` alerts whose interval has passed.
@@ -303,6 +479,7 @@ class Ingestor:
         """
         async with self._lock:
             if not self.store.shared:
+                await self.drain()  # a story still in the overlay is about to be saved
                 return await self._flush_updates(now)
             async with self.store.exclusive(STORIES_LEASE, LEASE_TTL, wait_seconds=LEASE_WAIT):
                 return await self._flush_updates(now)

@@ -183,7 +183,7 @@ class Service:
         index = StoryIndex(StoryConfig(window=st.stories.window))
         self.ingestor = Ingestor(self.store, self.rules, index, policy, list(sinks),
                                  window=st.stories.window, seen_ttl=st.alerts.seen_ttl,
-                                 throttle=RuleThrottle())
+                                 throttle=RuleThrottle(), key_memory=0)
         await self.ingestor.restore(now)
         self.deliverer = Deliverer(self.store, sinks, retry_min=st.sinks.retry_min,
                                    retry_max=st.sinks.retry_max,
@@ -322,6 +322,8 @@ class Service:
             await self.fetcher.aclose()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.ingestor is not None:
+            await self.ingestor.drain()  # a group commit in flight ends before the store does
         if self.store is not None:
             await self.store.close()
         if self.lock is not None:

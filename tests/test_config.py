@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
+import monitor.yamlsafe
 from monitor.config import load_settings, redact_url
 from monitor.errors import ConfigError
 from monitor.yamlsafe import YamlError, load_yaml
@@ -110,12 +112,26 @@ def test_defaults_without_a_file_use_the_checkout(tmp_path: Path,
     assert s.state_dir == tmp_path / "state"
 
 
+@pytest.fixture(params=["libyaml", "python"])
+def yaml_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every check holds whichever parser builds the tree (libyaml when PyYAML has it)."""
+    if request.param == "libyaml":
+        if not getattr(yaml, "__with_libyaml__", False):
+            pytest.skip("PyYAML built without libyaml")
+        monkeypatch.setattr(monitor.yamlsafe, "_Loader", yaml.CSafeLoader)
+    else:
+        monkeypatch.setattr(monitor.yamlsafe, "_Loader", yaml.SafeLoader)
+    return str(request.param)
+
+
 @pytest.mark.parametrize(("text", "reason"), [
     ("a: &x [1, 2]\nb: *x\n", "aliases"),
+    ("a: &x 1\nb: *x\n", "aliases"),
     ("a: 1\na: 2\n", "duplicate key 'a'"),
     ("a: [1\n", "invalid YAML"),
     ("a:\n  <<: {b: 1}\n", "merge keys"),
 ])
+@pytest.mark.usefixtures("yaml_parser")
 def test_unsafe_yaml_is_refused(text: str, reason: str) -> None:
     with pytest.raises(YamlError) as exc:
         load_yaml(text, "f.yaml")
@@ -123,9 +139,14 @@ def test_unsafe_yaml_is_refused(text: str, reason: str) -> None:
     assert exc.value.problem.line is not None
 
 
+@pytest.mark.usefixtures("yaml_parser")
 def test_yaml_marks_point_at_keys() -> None:
     doc = load_yaml("a: 1\nb:\n  - x\n  - y: 2\n", "f.yaml")
     assert doc.data == {"a": 1, "b": ["x", {"y": 2}]}
+    typed = load_yaml("n: 3\nf: 1.5\nt: true\nz: null\nd: 2024-05-01\ns: '3'\n", "f.yaml")
+    assert typed.data == {"n": 3, "f": 1.5, "t": True, "z": None, "s": "3",
+                          "d": date(2024, 5, 1)}
+    assert typed.line_of(("s",)) == (6, 1)
     assert doc.line_of(("b", 1, "y")) == (4, 5)
     assert doc.line_of(("b", 1, "zzz")) == (4, 5)
 

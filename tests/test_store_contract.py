@@ -12,7 +12,7 @@ import pytest
 
 from monitor.errors import StoreError
 from monitor.models import FeedState, Story, StoryArticle
-from monitor.store import OutboxItem, Store, StoryMember
+from monitor.store import ArticleCommit, OutboxItem, Store, StoryMember
 from monitor.store.redis import RedisStore
 from monitor.store.sqlite import SQLiteStore
 
@@ -221,6 +221,33 @@ async def test_commit_article_refuses_seen_keys_and_writes_nothing(store: Store)
     assert [m.story_id for m in await store.recent_members(at(-1))] == ["s1"]
     assert await store.outbox_depth() == {"redis": 1}
     assert [i.alert_id for i in await store.outbox_due("redis", at(100), 10)] == ["al-1"]
+
+
+def entry(keys: list[str], story_id: str, seen_at: datetime,
+          outbox: list[OutboxItem] | None = None, ttl: float = 3600) -> ArticleCommit:
+    return ArticleCommit(tuple(keys), story(story_id, seen_at),
+                         member(story_id, keys[0], seen_at), tuple(outbox or ()), seen_at, ttl)
+
+
+async def test_commit_articles_writes_each_entry_and_refuses_seen_ones(store: Store) -> None:
+    assert await commit(store, ["old"], "s0", at(0), [item("al-0")])
+    done = await store.commit_articles([
+        entry(["a1", "a2"], "s1", at(1), [item("al-1"), item("al-1", "jsonl")]),
+        entry(["b1", "old"], "s2", at(2), [item("al-2")]),     # seen before the batch
+        entry(["c1"], "s1", at(3), [item("al-3")]),            # same story, grown again
+        entry(["a2", "d1"], "s4", at(4), [item("al-4")]),      # seen earlier in the batch
+    ])
+    assert done == [True, False, True, False]
+    assert await store.seen_any([["a1"], ["a2"], ["b1"], ["c1"], ["d1"]]) == [
+        True, True, False, True, False]
+    assert await store.get_story("s1") == story("s1", at(3))  # the later entry's story wins
+    assert await store.get_story("s2") is None and await store.get_story("s4") is None
+    assert sorted(m.article_key for m in await store.recent_members(at(-1))) == [
+        "a1", "c1", "old"]
+    assert [i.alert_id for i in await store.outbox_due("redis", at(100), 10)] == [
+        "al-0", "al-1", "al-3"]
+    assert await store.outbox_depth() == {"jsonl": 1, "redis": 3}
+    assert await store.commit_articles([]) == []
 
 
 async def test_concurrent_commits_of_one_article_alert_once(open_store: OpenStore) -> None:

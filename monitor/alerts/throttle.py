@@ -63,6 +63,17 @@ class RuleThrottle:
         for rule_id in rule_ids:
             self._sent.setdefault(rule_id, deque()).append(now)
 
+    def forget(self, rule_ids: Iterable[str], at: datetime) -> None:
+        """Take back one ``record(rule_ids, at)`` whose alert was never queued (commit failed)."""
+        for rule_id in rule_ids:
+            sent = self._sent.get(rule_id)
+            if sent is None:
+                continue
+            for i in range(len(sent) - 1, -1, -1):  # the newest match: it was recorded last
+                if sent[i] == at:
+                    del sent[i]
+                    break
+
     def drop(self, rule_ids: Iterable[str]) -> None:
         self.dropped.update(rule_ids)
 

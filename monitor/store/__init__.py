@@ -17,10 +17,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from monitor.errors import StoreError
-from monitor.store.base import OutboxItem, Store, StoryMember
+from monitor.store.base import ArticleCommit, OutboxItem, Store, StoryMember
 from monitor.store.redact import redact_url
 
-__all__ = ["OutboxItem", "Store", "StoryMember", "open_store"]
+__all__ = ["ArticleCommit", "OutboxItem", "Store", "StoryMember", "open_store"]
 
 DEFAULT_DB_NAME = "state.db"
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+sentinel"})

@@ -12,6 +12,12 @@ Multi-instance safety (Redis back end; SQLite is one process):
 * ``commit_article`` is atomic: the article's seen-keys, its story and its
   alerts are written together or not at all, and it refuses (returns False)
   when any seen-key already exists, so two instances never both alert on it.
+  ``commit_articles`` does the same for many articles in one call (a group
+  commit): each entry is refused or written as a whole, in order, and an entry
+  whose keys an earlier entry of the batch wrote is refused too. SQLite writes
+  the whole batch in one transaction, so an error writes nothing; Redis runs one
+  script per entry, so an error may leave the first entries written, and a retry
+  sees those as refused (their alerts are already queued).
 * Clustering is not one store operation: each instance decides in its own
   in-memory story index. So a ``shared`` store offers a lease
   (``exclusive("stories", ttl)``) for the decide-and-commit section and a change
@@ -55,6 +61,18 @@ class StoryMember:
     article_key: str
     seen_at: datetime
     features: str
+
+
+@dataclass(frozen=True)
+class ArticleCommit:
+    """One article's writes for ``Store.commit_articles``: ``commit_article``'s arguments."""
+
+    seen_keys: tuple[str, ...]
+    story: Story
+    member: StoryMember | None
+    outbox: tuple[OutboxItem, ...]
+    now: datetime
+    seen_ttl_seconds: float
 
 
 @runtime_checkable
@@ -110,6 +128,13 @@ class Store(Protocol):
         """Atomically mark keys seen, upsert the story, add the member and enqueue alerts.
 
         Returns False and writes nothing when any key was already seen.
+        """
+
+    async def commit_articles(self, commits: Sequence[ArticleCommit]) -> list[bool]:
+        """``commit_article`` for each entry, in order, in one call; one result per entry.
+
+        SQLite: one transaction, all or nothing when it raises. Redis: each entry atomic
+        on its own (see the module docstring).
         """
 
     async def save_story(self, story: Story, outbox: Sequence[OutboxItem]) -> None:

@@ -61,7 +61,7 @@ from monitor.errors import StoreError
 from monitor.models import FeedState, Story
 from monitor.redis_url import connect
 from monitor.store import redis_scripts as lua
-from monitor.store.base import OutboxItem, StoryMember
+from monitor.store.base import ArticleCommit, OutboxItem, StoryMember
 from monitor.store.keys import DEFAULT_PREFIX, Keys, member_id
 from monitor.store.redact import redact_url, scrub
 from monitor.store.serde import (
@@ -349,6 +349,16 @@ class RedisStore:
                 f"Redis store {redact_url(self.url)}: commit_article: lease {lease[0]!r} was"
                 " lost (held past its TTL, now someone else's); nothing written")
         return done > 0
+
+    async def commit_articles(self, commits: Sequence[ArticleCommit]) -> list[bool]:
+        # One script per entry: each atomic on its own, an error leaves the earlier ones
+        # written (a retry sees them refused). The daemon's group commit is SQLite's;
+        # on Redis the Ingestor commits under the stories lease, a slice at a time.
+        return [
+            await self.commit_article(c.seen_keys, c.story, c.member, c.outbox, c.now,
+                                      c.seen_ttl_seconds)
+            for c in commits
+        ]
 
     async def save_story(self, story: Story, outbox: Sequence[OutboxItem]) -> None:
         # commit_article with no seen keys never refuses: the same script, one code path.

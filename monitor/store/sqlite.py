@@ -51,7 +51,7 @@ from typing import TypeVar
 
 from monitor.errors import StoreError
 from monitor.models import FeedState, Story
-from monitor.store.base import OutboxItem, StoryMember
+from monitor.store.base import ArticleCommit, OutboxItem, StoryMember
 from monitor.store.serde import (
     dt_from_text,
     dt_to_text,
@@ -496,40 +496,58 @@ class SQLiteStore:
         now: datetime,
         seen_ttl_seconds: float,
     ) -> bool:
-        keys = list(dict.fromkeys(seen_keys))
-        story_row = (story.id, to_micros(story.last_seen), story_to_json(story))
-        member_row = (
-            None
-            if member is None
-            else (member.story_id, member.article_key, to_micros(member.seen_at), member.features)
-        )
-        items = list(outbox)
-        for item in items:
-            _outbox_due(item)  # refuse naive datetimes before the transaction starts
+        entry = ArticleCommit(tuple(seen_keys), story, member, tuple(outbox), now,
+                              seen_ttl_seconds)
+        return (await self._commit("commit_article", [entry]))[0]
 
-        def commit(conn: sqlite3.Connection) -> bool:
+    async def commit_articles(self, commits: Sequence[ArticleCommit]) -> list[bool]:
+        return await self._commit("commit_articles", commits) if commits else []
+
+    async def _commit(self, what: str, commits: Sequence[ArticleCommit]) -> list[bool]:
+        """Every entry in one transaction; an entry whose keys are seen writes nothing."""
+        rows = []
+        for c in commits:
+            for item in c.outbox:
+                _outbox_due(item)  # refuse naive datetimes before the transaction starts
+            member_row = (
+                None
+                if c.member is None
+                else (c.member.story_id, c.member.article_key, to_micros(c.member.seen_at),
+                      c.member.features)
+            )
+            rows.append((
+                list(dict.fromkeys(c.seen_keys)),
+                (c.story.id, to_micros(c.story.last_seen), story_to_json(c.story)),
+                member_row, c.outbox, c.seen_ttl_seconds,
+            ))
+
+        def commit(conn: sqlite3.Connection) -> list[bool]:
+            done: list[bool] = []
             with _transaction(conn):
-                if self._seen_among(conn, keys):
-                    return False
-                expires = _ttl_expiry(seen_ttl_seconds)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO seen (key, expires) VALUES (?, ?)",
-                    ((k, expires) for k in keys),
-                )
-                conn.execute(
-                    "INSERT OR REPLACE INTO stories (id, last_seen, data) VALUES (?, ?, ?)",
-                    story_row,
-                )
-                if member_row is not None:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO members (story_id, article_key, seen_at, features)"
-                        " VALUES (?, ?, ?, ?)",
-                        member_row,
+                for keys, story_row, member_row, items, ttl in rows:
+                    if self._seen_among(conn, keys):
+                        done.append(False)
+                        continue
+                    expires = _ttl_expiry(ttl)
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO seen (key, expires) VALUES (?, ?)",
+                        ((k, expires) for k in keys),
                     )
-                self._put_outbox(conn, items)
-            return True
+                    conn.execute(
+                        "INSERT OR REPLACE INTO stories (id, last_seen, data) VALUES (?, ?, ?)",
+                        story_row,
+                    )
+                    if member_row is not None:
+                        conn.execute(
+                            "INSERT OR REPLACE INTO members"
+                            " (story_id, article_key, seen_at, features) VALUES (?, ?, ?, ?)",
+                            member_row,
+                        )
+                    self._put_outbox(conn, items)
+                    done.append(True)
+            return done
 
-        return await self._run("commit_article", commit)
+        return await self._run(what, commit)
 
     async def save_story(self, story: Story, outbox: Sequence[OutboxItem]) -> None:
         # commit_article with no seen keys never refuses: the same transaction, one code path.

@@ -1,0 +1,91 @@
+"""Group commit: a failed transaction takes back everything staged, and a retry sees it as new.
+
+The store fails for real: a trigger in the SQLite file refuses the commit's member row,
+the way a full disk or a read-only file refuses a write, while reads keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.alerts.throttle import RuleThrottle
+from monitor.errors import StoreError
+from monitor.match.rules import Throttle
+from tests.support.alerting import article, make_ingestor
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2025, 3, 11, 12, 0, tzinfo=UTC)
+RULES = """
+rules:
+  - id: noisy
+    query: drone
+    throttle: {count: 1, period: 1h}
+"""
+
+
+def refuse_writes(db: Path, on: bool) -> None:
+    with sqlite3.connect(db) as conn:
+        if on:
+            conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON members"
+                         " BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+        else:
+            conn.execute("DROP TRIGGER refuse")
+
+
+async def test_failed_commit_takes_back_every_staged_article(tmp_path: Path) -> None:
+    throttle = RuleThrottle()
+    ing, store = await make_ingestor(tmp_path, RULES, ["jsonl"], throttle=throttle)
+    feeds = [[article(1, "Drone attack", T0)],
+             [article(1, "Drone attack", T0, outlet="Wire"), article(2, "Harbour news", T0)]]
+    keys = [a.key for feed in feeds for a in feed]
+    try:
+        refuse_writes(tmp_path / "state.db", True)
+        results = await asyncio.gather(*(ing.ingest(f, T0) for f in feeds),
+                                       return_exceptions=True)
+        assert all(isinstance(r, StoreError) and "disk is full" in str(r) for r in results)
+        # Nothing half-accepted: not in the index, not counted by the throttle, not stored.
+        assert [ing.index.story_of(k) for k in keys] == [None, None, None]
+        assert throttle.used("noisy", Throttle(count=1, period=3600), T0) == 0
+        assert await store.seen_any([[k] for k in keys]) == [False, False, False]
+        assert await store.outbox_depth() == {}
+        assert ing.stories == {}
+
+        refuse_writes(tmp_path / "state.db", False)
+        later = T0 + timedelta(minutes=1)
+        first = await ing.ingest(feeds[0], later)
+        second = await ing.ingest(feeds[1], later)
+        assert [o.duplicate for o in (*first, *second)] == [False, False, False]
+        assert first[0].alert == "story.new"  # the throttle had room again
+        assert second[0].story_id == first[0].story_id  # the other outlet joined it
+        story = await store.get_story(first[0].story_id or "")
+        assert story is not None and sorted(story.outlets) == ["Daily", "Wire"]
+        queued = await store.outbox_due("jsonl", later + timedelta(days=1), 10)
+        assert [q.alert_id for q in queued] == [first[0].alert_id]
+        again = await ing.ingest(feeds[1], later)
+        assert all(o.duplicate for o in again)
+    finally:
+        await store.close()
+
+
+async def test_feeds_committed_together_get_their_own_outcomes(tmp_path: Path) -> None:
+    ing, store = await make_ingestor(tmp_path, RULES, ["jsonl"])
+    try:
+        feeds = [[article(n, "Drone attack", T0), article(n, "Drone attack", T0, outlet="Wire")]
+                 for n in range(6)]
+        results = await asyncio.gather(*(ing.ingest(f, T0) for f in feeds))
+        assert [[o.duplicate for o in r] for r in results] == [[False, False]] * 6
+        assert all(r[0].story_id == r[1].story_id for r in results)
+        assert len({r[0].story_id for r in results}) == 6
+        assert [r[0].alert for r in results] == ["story.new"] * 6
+        # The same article in two feeds polled at once is new in one of them only.
+        twice = await asyncio.gather(*(ing.ingest([article(9, "Drone", T0)], T0)
+                                       for _ in range(2)))
+        assert sorted(r[0].duplicate for r in twice) == [False, True]
+    finally:
+        await store.close()
