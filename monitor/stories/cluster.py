@@ -96,7 +96,12 @@ QUERY_TERMS = 20
 INDEXED_TERMS = 16
 MAX_DF_TERMS = 192
 SHARED_SHOWN = 8
-TERM_CACHE_MAX = 500_000
+# Memo of term -> CRC32, emptied when full. It outlives the window (the daemon runs for
+# months and meets new names and numbers every day), so it needs its own bound: ~120 bytes
+# an entry with its string, so 100k entries is ~12 MB (500k was ~60 MB). A working
+# vocabulary larger than the bound costs ~5-7 % (measured with the bound at 0.6x it);
+# the daemon's window (~7.5k members) and bench/stories.py's (~54k terms) fit.
+TERM_CACHE_MAX = 100_000
 # 1M buckets x 4 bytes = 4 MB, whatever the window. At a 100k window (~300k distinct
 # terms) about a quarter of the terms share a bucket, mostly with another rare term:
 # such a term looks a few per cent commoner. ECB+ and UCI decisions are the same as with
