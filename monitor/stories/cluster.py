@@ -519,8 +519,8 @@ class StoryIndex:
         the shared ones (ties: the larger story id). A story is in a posting at most
         once, so the stories sharing two terms are those found twice: the postings'
         story ids are laid end to end and sorted, and a repeat is an id equal to the
-        one before it, all in C. At a 100k window an article meets ~100 story ids in
-        its postings (~5 per posting) and keeps one or two of them.
+        one before it, all in C. At a 100k window an article meets ~180 story ids in
+        its postings (~5 per posting) and keeps about two of them.
         """
         held = map(self._postings.get, feats.terms[:QUERY_TERMS])
         query = [(posting if isinstance(posting, set) else (posting,), w)
