@@ -172,3 +172,12 @@ def test_digit_led_patterns_match_as_their_plain_forms(
         return [(m.span(), m.groups()) for m in p.finditer(text)]
 
     assert found(fast) == found(plain)
+
+
+def test_interned_marks_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(particulars_module, "MAX_INTERNED", 10)
+    particulars_module._MARKS.clear()
+    for n in range(100, 150):
+        assert particulars(f"They counted {n} boats.") == (f"n{n}",)
+        assert len(particulars_module._MARKS) <= 10
+    assert particulars("They counted 149 boats.")[0] is particulars("149 boats")[0]

@@ -103,12 +103,19 @@ _NUMBER_RE = re.compile(r"(\d(?<![\w.,]\d)(?:\d{0,2}(?:,\d{3})+|\d*(?:\.\d+)?))(
 
 
 def _intern(mark: str) -> str:
-    """One string object per distinct mark: a window holds ~10 marks per member."""
-    return _MARKS.setdefault(mark, mark) if len(_MARKS) < MAX_INTERNED else mark
+    """One string object per distinct mark: a window holds ~10 marks per member.
+
+    The table outlives the window and meets new counts every day, so once full it is
+    emptied and starts again (it used to stop interning and keep 200k stale marks,
+    ~20 MB, for good); members keep the strings they hold either way.
+    """
+    if len(_MARKS) >= MAX_INTERNED:
+        _MARKS.clear()
+    return _MARKS.setdefault(mark, mark)
 
 
 _MARKS: dict[str, str] = {}
-MAX_INTERNED = 200_000
+MAX_INTERNED = 50_000
 
 
 def _number_mark(raw: str) -> str:
