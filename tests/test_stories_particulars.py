@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.models import Article
+from monitor.stories import dates as dates_module
+from monitor.stories import particulars as particulars_module
 from monitor.stories.cluster import StoryConfig, StoryIndex
 from monitor.stories.dates import clock_spans, find_dates
 from monitor.stories.features import Features
@@ -149,3 +154,30 @@ def test_a_report_dated_weeks_apart_is_penalised_like_any_conflict() -> None:
     assert right > 0   # it agrees on the date, and on more (year, month)
     # the date's agreement (+0.05) lost, a conflict (-0.10) gained; nothing else moved
     assert wrong == pytest.approx(right - 0.05 - 0.10, abs=1e-3)
+
+
+_DIGITISH = "0123456789 ,.:-/aApPmMhrsGTUC_xé٣\n"
+
+
+@pytest.mark.parametrize(("fast", "plain"), [
+    (particulars_module._NUMBER_RE, re.compile(particulars_module.NUMBER_PLAIN)),
+    (dates_module._CLOCK, re.compile(dates_module.CLOCK_PLAIN)),
+    (dates_module._NUMERIC, re.compile(dates_module.NUMERIC_PLAIN)),
+])
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(alphabet=_DIGITISH, max_size=40))
+def test_digit_led_patterns_match_as_their_plain_forms(
+        fast: re.Pattern[str], plain: re.Pattern[str], text: str) -> None:
+    def found(p: re.Pattern[str]) -> list[tuple[tuple[int, int], tuple[str | None, ...]]]:
+        return [(m.span(), m.groups()) for m in p.finditer(text)]
+
+    assert found(fast) == found(plain)
+
+
+def test_interned_marks_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(particulars_module, "MAX_INTERNED", 10)
+    particulars_module._MARKS.clear()
+    for n in range(100, 150):
+        assert particulars(f"They counted {n} boats.") == (f"n{n}",)
+        assert len(particulars_module._MARKS) <= 10
+    assert particulars("They counted 149 boats.")[0] is particulars("149 boats")[0]

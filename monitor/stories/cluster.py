@@ -73,7 +73,6 @@ import math
 import operator
 import zlib
 from array import array
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -96,7 +95,12 @@ QUERY_TERMS = 20
 INDEXED_TERMS = 16
 MAX_DF_TERMS = 192
 SHARED_SHOWN = 8
-TERM_CACHE_MAX = 500_000
+# Memo of term -> CRC32, emptied when full. It outlives the window (the daemon runs for
+# months and meets new names and numbers every day), so it needs its own bound: ~120 bytes
+# an entry with its string, so 100k entries is ~12 MB (500k was ~60 MB). A working
+# vocabulary larger than the bound costs ~5-7 % (measured with the bound at 0.6x it);
+# the daemon's window (~7.5k members) and bench/stories.py's (~54k terms) fit.
+TERM_CACHE_MAX = 100_000
 # 1M buckets x 4 bytes = 4 MB, whatever the window. At a 100k window (~300k distinct
 # terms) about a quarter of the terms share a bucket, mostly with another rare term:
 # such a term looks a few per cent commoner. ECB+ and UCI decisions are the same as with
@@ -512,25 +516,22 @@ class StoryIndex:
 
         Only the stories sharing >= 2 of their indexed terms with the article's
         ``QUERY_TERMS`` strongest count; their vote is the article's weight summed over
-        the shared ones (ties: the larger story id). Hits are counted in C over every
-        posting set but the largest: a story found only there has one hit, so it is
-        enough to ask the largest set about the stories the others found. That skips
-        about a third of the elements (the largest posting is a common word's).
+        the shared ones (ties: the larger story id). A story is in a posting at most
+        once, so the stories sharing two terms are those found twice: the postings'
+        story ids are laid end to end and sorted, and a repeat is an id equal to the
+        one before it, all in C. At a 100k window an article meets ~180 story ids in
+        its postings (~5 per posting) and keeps about two of them.
         """
-        postings = self._postings
-        found = [(postings[t], w) for t, w in zip(feats.terms[:QUERY_TERMS],
-                                                  feats.weights[:QUERY_TERMS], strict=True)
-                 if t in postings]
-        query = [(held if isinstance(held, set) else (held,), w) for held, w in found]
-        need = min(self.config.min_shared_terms, 2)
-        if need == 2 and len(query) > 1:
-            largest = max([posting for posting, _ in query], key=len)
-            hits = Counter(chain.from_iterable(
-                [posting for posting, _ in query if posting is not largest]))
-            eligible = [sid for sid, n in hits.items() if n >= 2 or sid in largest]
+        held = map(self._postings.get, feats.terms[:QUERY_TERMS])
+        query = [(posting if isinstance(posting, set) else (posting,), w)
+                 for posting, w in zip(held, feats.weights[:QUERY_TERMS], strict=True)
+                 if posting is not None]
+        found = list(chain.from_iterable([posting for posting, _ in query]))
+        if min(self.config.min_shared_terms, 2) == 2:
+            found.sort()
+            eligible = set(compress(found[1:], map(operator.eq, found, found[1:])))
         else:
-            hits = Counter(chain.from_iterable([posting for posting, _ in query]))
-            eligible = [sid for sid, n in hits.items() if n >= need]
+            eligible = set(found)
         votes = [(sum([w for posting, w in query if sid in posting]), sid) for sid in eligible]
         return [sid for _, sid in heapq.nlargest(self.config.candidates, votes)]
 

@@ -41,7 +41,7 @@ def _named(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
         r"((?i:" + alt + r"))\b\.?\s+(\d{1,2})(?:st|nd|rd|th)?(?![\d:]|\.\d)"
         r"(?:\s*,?\s*((?:19|20)\d\d)(?!\d))?")
     day_month = re.compile(
-        r"(\d{1,2})(?:st|nd|rd|th|er|\.)?\s+(?:de\s+)?((?i:" + alt + r"))\b\.?"
+        r"(\d\d?)(?:st|nd|rd|th|er|\.)?\s+(?:de\s+)?((?i:" + alt + r"))\b\.?"
         r"(?:\s*,?\s*(?:de\s+)?((?:19|20)\d\d)(?!\d))?")
     return month_day, day_month
 
@@ -50,10 +50,14 @@ def _named(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
 # Every pattern here starts at a digit or a month name, not at ``\b``, and is case-
 # sensitive outside the names: the regex engine then skips ahead in C to where a
 # match can start (3x faster); the word boundary before it is checked in Python.
-_NUMERIC = re.compile(r"(\d{1,4})\s*([-./])\s*(\d{1,2})\s*\2\s*(\d{4}|\d\d)\b")
-_CLOCK = re.compile(
-    r"\d{1,4}(?:\s*:\s*\d\d(?:\s*:\s*\d\d)?(?:\s*[aApP]\.?\s*[mM]\b\.?)?"
-    r"|(?:\s*\.\s*\d\d)?\s*[aApP]\.?\s*[mM]\b\.?|\s*(?:hrs|GMT|UTC)\b)")
+# ``\d\d{0,3}``, not ``\d{1,4}`` (same matches): ``re`` only skips ahead when the
+# pattern's first item is a single character class, not a repeat (~1.5-2x faster again).
+_NUMERIC = re.compile(r"(\d\d{0,3})\s*([-./])\s*(\d{1,2})\s*\2\s*(\d{4}|\d\d)\b")
+NUMERIC_PLAIN = r"(\d{1,4})\s*([-./])\s*(\d{1,2})\s*\2\s*(\d{4}|\d\d)\b"
+_CLOCK_TAIL = (r"(?:\s*:\s*\d\d(?:\s*:\s*\d\d)?(?:\s*[aApP]\.?\s*[mM]\b\.?)?"
+               r"|(?:\s*\.\s*\d\d)?\s*[aApP]\.?\s*[mM]\b\.?|\s*(?:hrs|GMT|UTC)\b)")
+CLOCK_PLAIN = r"\d{1,4}" + _CLOCK_TAIL
+_CLOCK = re.compile(r"\d\d{0,3}" + _CLOCK_TAIL)
 
 
 def _starts_word(text: str, start: int) -> bool:

@@ -91,18 +91,31 @@ _NEAR: dict[str, tuple[str, ...]] = {
                                              range(-DATE_TOLERANCE, DATE_TOLERANCE + 1)))
     for d in (date(2000, 1, 1) + timedelta(days=i) for i in range(366))
 }
-# A number not glued to letters: "23", "7,000", "2.5", and "9" and "14" of "9-14".
+# A number not glued to letters: "23", "7,000", "2.5", and "9" and "14" of "9-14". Written
+# for speed, same matches as the plain
+# ``(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w]|[.,]\d)`` (tested): a pattern
+# whose first item is a bare ``\d`` lets ``re`` skip ahead in C to the next digit instead
+# of trying a match at every character (2-3x faster on a lead), so the first digit comes
+# first and the "not glued on the left" check is a lookbehind over it.
 _WORD_RE = re.compile(r"[^\W\d_]+")
-_NUMBER_RE = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w]|[.,]\d)")
+NUMBER_PLAIN = r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w]|[.,]\d)"
+_NUMBER_RE = re.compile(r"(\d(?<![\w.,]\d)(?:\d{0,2}(?:,\d{3})+|\d*(?:\.\d+)?))(?![\w]|[.,]\d)")
 
 
 def _intern(mark: str) -> str:
-    """One string object per distinct mark: a window holds ~10 marks per member."""
-    return _MARKS.setdefault(mark, mark) if len(_MARKS) < MAX_INTERNED else mark
+    """One string object per distinct mark: a window holds ~10 marks per member.
+
+    The table outlives the window and meets new counts every day, so once full it is
+    emptied and starts again (it used to stop interning and keep 200k stale marks,
+    ~20 MB, for good); members keep the strings they hold either way.
+    """
+    if len(_MARKS) >= MAX_INTERNED:
+        _MARKS.clear()
+    return _MARKS.setdefault(mark, mark)
 
 
 _MARKS: dict[str, str] = {}
-MAX_INTERNED = 200_000
+MAX_INTERNED = 50_000
 
 
 def _number_mark(raw: str) -> str:

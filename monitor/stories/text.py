@@ -105,10 +105,12 @@ def _tokens(text: str) -> tuple[list[str], set[str]]:
 
 # Memo of the per-word decisions that do not depend on the article: stop word or too
 # short (None), else (term when not a name, contains a digit). Pure memoization: a
-# cleared cache gives the same results, so it is simply emptied when it grows too big.
+# cleared memo gives the same results, so it is simply emptied when it grows too big.
+# The bound is on all languages together (it was per language, so up to ~30 MB for
+# each language met): ~150 bytes a word with its strings, 100k words ~15 MB.
 _WordInfo = tuple[str, bool] | None
 _WORD_CACHE: dict[tuple[str, bool], dict[str, _WordInfo]] = {}
-WORD_CACHE_MAX = 200_000
+WORD_CACHE_MAX = 100_000
 _LOG1P = [0.0] + [1.0 + math.log(n) for n in range(1, 64)]   # 1 + ln tf
 _UNKNOWN: _WordInfo = ("\0unknown", False)   # identity-compared sentinel
 
@@ -148,9 +150,9 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
 
     counts: dict[str, int] = {}
     boosts: dict[str, float] = {}
+    if sum(map(len, _WORD_CACHE.values())) > WORD_CACHE_MAX:
+        _WORD_CACHE.clear()
     cache = _WORD_CACHE.setdefault((lang, stem), {})
-    if len(cache) > WORD_CACHE_MAX:
-        cache.clear()
     special: list[tuple[str, str, bool]] = []   # (word, term, has digit) boosted words
     tfs = Counter(body_toks + title_toks)
     for low, tf in tfs.items():
