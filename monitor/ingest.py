@@ -43,6 +43,7 @@ from monitor.alerts.payload import build_alert, dumps
 from monitor.alerts.policy import AlertPolicy, mark_alerted
 from monitor.alerts.routing import Route, route
 from monitor.alerts.throttle import RuleThrottle
+from monitor.errors import StoreError
 from monitor.match.rules import RuleSet, Throttle
 from monitor.models import Alert, AlertEvent, Article, RuleHit, Story, StoryArticle
 from monitor.store.base import ArticleCommit, OutboxItem, Store, StoryMember
@@ -123,7 +124,11 @@ class Ingestor:
         # that started before them is left.
         self._commits = 0
         self._recent: deque[tuple[int, tuple[str, ...]]] = deque()
+        self._recent_keys: dict[str, int] = {}   # key -> newest commit number in _recent
         self._marks: Counter[int] = Counter()
+        # Failed group commits so far: a poll staging while one fails may have built on
+        # what it took back, so it takes its own back too (see ``ingest``).
+        self._failures = 0
 
     async def restore(self, now: datetime) -> None:
         """Reload the window's stories and index after a restart."""
@@ -271,27 +276,37 @@ class Ingestor:
             # Placing must not interleave with another feed's, or two reports of one story
             # polled at once would both open a new story; committing may (see the docstring).
             async with self._lock:
-                # Keys staged by others, or committed since our seen_any, count as seen.
-                late: set[str] = set()
-                for n, committed in reversed(self._recent):  # newest first: stop at our mark
-                    if n <= mark:
-                        break
-                    late.update(committed)
+                failures = self._failures
                 batch_keys: set[str] = set()
-                for i, (keys, was_seen) in enumerate(zip(groups, seen, strict=True)):
-                    if was_seen or any(k in batch_keys or k in self._pending_keys or k in late
-                                       for k in keys):
-                        out[i] = self._repeat(articles[i], keys, hits[i])
-                        continue
-                    batch_keys.update(keys)
-                    staged[i] = await self._stage(articles[i], keys, hits[i], now)
+                try:
+                    for i, (keys, was_seen) in enumerate(zip(groups, seen, strict=True)):
+                        # Keys staged by others, or committed since our seen_any (looked up
+                        # per article: a commit may settle while we wait in _stage), are seen.
+                        if was_seen or any(k in batch_keys or k in self._pending_keys
+                                           or self._recent_keys.get(k, mark) > mark
+                                           for k in keys):
+                            out[i] = self._repeat(articles[i], keys, hits[i])
+                            continue
+                        batch_keys.update(keys)
+                        staged[i] = await self._stage(articles[i], keys, hits[i], now)
+                        if self._failures != failures:
+                            raise StoreError("a group commit failed while this feed's "
+                                             "articles were being placed; they come again "
+                                             "with the next poll")
+                except BaseException:
+                    # Nothing staged here may stay half-accepted: not committed, not queued.
+                    self._take_back(list(staged.values()))
+                    raise
         finally:
             self._marks[mark] -= 1
             if not self._marks[mark]:
                 del self._marks[mark]
             oldest = min(self._marks, default=self._commits)
             while self._recent and self._recent[0][0] <= oldest:
-                self._recent.popleft()
+                n, committed = self._recent.popleft()
+                for k in committed:
+                    if self._recent_keys.get(k) == n:
+                        del self._recent_keys[k]
         if staged:
             done = await self._commit(list(staged.values()))
             for (i, s), accepted in zip(staged.items(), done, strict=True):
@@ -359,6 +374,7 @@ class Ingestor:
             try:
                 done = await self.store.commit_articles([s.commit for s in entries])
             except BaseException as e:
+                self._failures += 1
                 # Polls staged on top of this batch may have grown its stories: take
                 # those back too, newest first, and fail their polls with the same error.
                 batch += self._queue
@@ -370,7 +386,14 @@ class Ingestor:
                 if not isinstance(e, Exception):
                     raise
                 return
-            self._settle(entries, done)
+            try:
+                self._settle(entries, done)
+            except BaseException as e:
+                # A poll must never wait forever on its commit's future.
+                for _, fut in batch + self._queue:
+                    if not fut.done():
+                        fut.set_exception(e)
+                raise
             start = 0
             for group, fut in batch:
                 if not fut.done():
@@ -393,6 +416,8 @@ class Ingestor:
             self._commits += 1
             if self._marks:
                 self._recent.append((self._commits, s.keys))
+                for k in s.keys:
+                    self._recent_keys[k] = self._commits
             if s.where is not None and s.where.held:
                 self._queued(s.where, s.story.id, s.now)
 
@@ -406,7 +431,8 @@ class Ingestor:
             for k in s.keys:
                 if self._pending_keys.get(k) == s.story.id:
                     del self._pending_keys[k]
-            self._pending.pop(s.story.id, None)
+            if self._pending.get(s.story.id) is s.story:
+                del self._pending[s.story.id]
             if s.placement.is_new:
                 self.hits.pop(s.story.id, None)
 

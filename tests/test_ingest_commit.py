@@ -89,3 +89,83 @@ async def test_feeds_committed_together_get_their_own_outcomes(tmp_path: Path) -
         assert sorted(r[0].duplicate for r in twice) == [False, True]
     finally:
         await store.close()
+
+
+PLAIN_RULES = """
+rules:
+  - id: noisy
+    query: drone
+"""
+
+
+async def test_an_error_while_staging_takes_back_what_the_poll_staged(tmp_path: Path) -> None:
+    ing, store = await make_ingestor(tmp_path, PLAIN_RULES, ["jsonl"])
+    prepare = ing._prepare
+    calls = 0
+
+    async def second_fails(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:   # e.g. get_story on a failing disk
+            raise StoreError("get_story: disk I/O error")
+        return await prepare(*args, **kwargs)  # type: ignore[arg-type]
+
+    ing._prepare = second_fails  # type: ignore[method-assign]
+    feed = [article(1, "Drone attack", T0), article(2, "Harbour news", T0)]
+    with pytest.raises(StoreError):
+        await ing.ingest(feed, T0)
+    assert not ing._pending_keys and not ing._pending
+    out = await ing.ingest(feed, T0 + timedelta(minutes=1))
+    assert [o.duplicate for o in out] == [False, False]
+    assert out[0].alert is not None
+    await store.close()
+
+
+async def test_a_poll_staging_while_a_commit_fails_takes_its_own_back(tmp_path: Path) -> None:
+    # Q opens a story and its alert; P joins that story while Q's transaction fails.
+    # P must not commit the story with Q's article in it and the alert marked sent.
+    ing, store = await make_ingestor(tmp_path, PLAIN_RULES, ["jsonl"])
+    await ing.ingest([article(9, "Harbour crane collapses in storm", T0)], T0)
+    t1 = T0 + timedelta(minutes=1)
+    get_story = store.get_story
+
+    async def slow_get(story_id: str) -> object:
+        await asyncio.sleep(0.1)
+        refuse_writes(tmp_path / "state.db", False)
+        return await get_story(story_id)
+
+    store.get_story = slow_get  # type: ignore[method-assign, assignment]
+    q = [article(1, "Drone attack on refinery", t1)]
+    p = [article(1, "Drone attack on refinery", t1, outlet="Wire"),
+         article(9, "Harbour crane collapses in storm", t1, outlet="Wire")]
+    refuse_writes(tmp_path / "state.db", True)
+    await asyncio.gather(ing.ingest(q, t1), ing.ingest(p, t1), return_exceptions=True)
+    store.get_story = get_story  # type: ignore[method-assign]
+    again = await ing.ingest(q, t1 + timedelta(minutes=1))
+    assert not again[0].duplicate
+    assert again[0].alert is not None   # story.new still to come, not lost
+    await store.close()
+
+
+async def test_an_article_committed_while_a_poll_waits_is_not_staged_twice(
+        tmp_path: Path) -> None:
+    ing, store = await make_ingestor(tmp_path, PLAIN_RULES, ["jsonl"])
+    await ing.ingest([article(9, "Harbour crane collapses in storm", T0)], T0)
+    t1 = T0 + timedelta(minutes=1)
+    x = article(1, "Drone attack on refinery", t1)
+    p = [article(9, "Harbour crane collapses in storm", t1, outlet="Wire"), x,
+         article(1, "Drone attack on refinery", t1, outlet="Wire")]
+    get_story = store.get_story
+
+    async def slow_get(story_id: str) -> object:
+        await asyncio.sleep(0.05)   # Q's commit settles meanwhile
+        return await get_story(story_id)
+
+    store.get_story = slow_get  # type: ignore[method-assign, assignment]
+    first, _ = await asyncio.gather(ing.ingest([x], t1), ing.ingest(p, t1))
+    store.get_story = get_story  # type: ignore[method-assign]
+    story = await store.get_story(first[0].story_id)
+    assert story is not None
+    keys = [a.key for a in story.articles]
+    assert len(keys) == len(set(keys)), keys
+    await store.close()
