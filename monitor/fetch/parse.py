@@ -76,6 +76,9 @@ class ParsedFeed:
     warning: str | None = None
     version: str = ""
     self_url: str | None = None  # rel="self": the topic URL a WebSub hub knows the feed by
+    # Dates of the entries older than ``parse_feed``'s ``oldest``, left out of ``articles``:
+    # the schedule still reads the feed's publishing rate from them.
+    stale_dates: tuple[datetime, ...] = ()
 
 
 # -- byte-level defences --------------------------------------------------------
@@ -259,6 +262,30 @@ def _fallback_key(feed_url: str, title: str, summary: str, content: str) -> str:
     return "x:" + hashlib.blake2b(raw.encode("utf-8"), digest_size=12).hexdigest()
 
 
+def _published(entry: Mapping[str, Any]) -> datetime | None:
+    return (_to_datetime(entry.get("published_parsed"))
+            or _to_datetime(entry.get("updated_parsed"))
+            or _to_datetime(entry.get("created_parsed")))
+
+
+def _stale(entry: Mapping[str, Any], oldest: datetime | None) -> datetime | None:
+    """The entry's date when it is older than ``oldest`` and has a title, summary or content.
+
+    Checked before any of its text is normalized: in a steady poll most entries of a
+    changed feed are old ones the service would drop as not news (``_fresh``), and
+    turning their HTML into text, hashing and canonicalizing was most of ``_article``.
+    """
+    if oldest is None:
+        return None
+    published = _published(entry)
+    if published is None or published >= oldest:
+        return None
+    if _str(entry.get("title")).strip() or _str(entry.get("summary")).strip() \
+            or entry.get("content"):
+        return published
+    return None
+
+
 def _article(
     entry: Mapping[str, Any], feed: FeedSpec, base: str | None, outlet: str,
     feed_lang: str | None,
@@ -279,9 +306,7 @@ def _article(
                          title=title, summary=summary or content)
     if not keys:
         keys = (_fallback_key(feed.url, title, summary, content),)
-    published = (_to_datetime(entry.get("published_parsed"))
-                 or _to_datetime(entry.get("updated_parsed"))
-                 or _to_datetime(entry.get("created_parsed")))
+    published = _published(entry)
     language = normalize_language(feed.language) or _entry_language(entry) or feed_lang
     return Article(
         key=keys[0], url=canonical or "", link=link or "", title=title, summary=summary,
@@ -322,16 +347,20 @@ def _short(e: BaseException) -> str:
 
 def parse_feed(
     body: bytes, feed: FeedSpec, *, fetched_at: datetime, base_url: str | None = None,
-    content_type: str | None = None,
+    content_type: str | None = None, oldest: datetime | None = None,
 ) -> ParsedFeed:
     """Parse one fetched body into articles. Raises only ``ParseError``.
 
     ``fetched_at`` is when the bytes arrived (kept for the signature's sake and for
     entries without a date: the service may treat ``published=None`` as "now").
+    ``oldest``: entries dated before it become no article, only a date in
+    ``stale_dates`` (the service passes ``now - poll.max_article_age`` and drops such
+    articles anyway; this skips their text work and their trip back from the parser
+    process). Undated entries are always kept.
     """
     del fetched_at  # reserved: dating undated entries is the service's policy
     try:
-        return _parse(body, feed, base_url, content_type)
+        return _parse(body, feed, base_url, content_type, oldest)
     except ParseError:
         raise
     except Exception as e:  # a parse must never take a worker down
@@ -339,7 +368,8 @@ def parse_feed(
 
 
 def _parse(
-    body: bytes, feed: FeedSpec, base_url: str | None, content_type: str | None
+    body: bytes, feed: FeedSpec, base_url: str | None, content_type: str | None,
+    oldest: datetime | None = None,
 ) -> ParsedFeed:
     if not body.strip():
         raise ParseError(feed.url, "not_a_feed", "empty body")
@@ -371,8 +401,13 @@ def _parse(
     feed_lang = normalize_language(meta.get("language"))
     outlet = feed.outlet or title or feed.title or _host(link or feed.url) or feed.url
     articles: list[Article] = []
+    stale: list[datetime] = []
     for entry in entries:
         if isinstance(entry, Mapping):
+            date = _stale(entry, oldest)
+            if date is not None:
+                stale.append(date)
+                continue
             art = _article(entry, feed, base, outlet, feed_lang)
             if art is not None:
                 articles.append(art)
@@ -383,5 +418,5 @@ def _parse(
     return ParsedFeed(
         title=title, link=link, language=normalize_language(feed.language) or feed_lang,
         ttl_seconds=_ttl(meta), hub=_hub(meta), articles=tuple(articles), warning=warning,
-        version=version, self_url=_rel_link(meta, "self"),
+        version=version, self_url=_rel_link(meta, "self"), stale_dates=tuple(stale),
     )
