@@ -129,6 +129,20 @@ def test_stale_entry_without_text_gives_no_date() -> None:
     assert parsed.stale_dates == (datetime(2025, 12, 2, 10, tzinfo=UTC),)
 
 
+def test_cp1252_list_translates_every_character_as_feedparsers_dict() -> None:
+    import feedparser.html
+    import feedparser.mixin
+
+    _parse(_rss("<item><title>x</title></item>"))  # the parser installs its table
+    fast = feedparser.mixin._cp1252
+    assert isinstance(fast, list)
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    expected = every.translate(feedparser.html._cp1252)
+    assert every.translate(fast) == expected
+    assert expected != every  # the table does map something: U+0080 is the euro sign
+    assert "caf\xe9 \x93quoted\x94 \x80 5".translate(fast) == "caf\xe9 \u201cquoted\u201d \u20ac 5"
+
+
 def test_golden_guardian_fields_are_plain_text() -> None:
     parsed = _parse((FEEDS / "rss-parser/guardian.rss").read_bytes())
     assert parsed.title == "The Guardian"

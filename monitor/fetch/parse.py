@@ -24,6 +24,7 @@ yields entries comes back with ``warning`` set.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
@@ -367,6 +368,31 @@ def parse_feed(
         raise ParseError(feed.url, "parser_crash", _short(e)) from e
 
 
+@functools.cache
+def _faster_cp1252() -> None:
+    """Give feedparser its Windows-1252 table as a list: the same text, ~2.3x as fast.
+
+    feedparser maps the C1 characters U+0080-U+009F of every element's text with
+    ``str.translate(dict)``, and on non-ASCII text CPython raises and clears a
+    KeyError for each character the dict lacks: ~10 % of a parser process's time on
+    the bench's feeds. A list indexed by code point (itself everywhere but the 27
+    mapped ones) never misses below U+10000; past it, IndexError is a LookupError,
+    which ``translate`` treats as a missing key, so every string maps as before
+    (tests/test_parse.py). 2.3 MB per parser process. Left alone if feedparser's
+    table is not the dict of code points this expects.
+    """
+    import feedparser.mixin
+
+    table = getattr(feedparser.mixin, "_cp1252", None)
+    if not (isinstance(table, dict) and table
+            and all(isinstance(k, int) and 0 <= k < 0x10000 for k in table)):
+        return
+    fast: list[int | str] = list(range(0x10000))
+    for code, text in table.items():
+        fast[code] = text
+    feedparser.mixin._cp1252 = fast
+
+
 def _parse(
     body: bytes, feed: FeedSpec, base_url: str | None, content_type: str | None,
     oldest: datetime | None = None,
@@ -381,6 +407,8 @@ def _parse(
     # and a GUID must not change when the feed moves; links are joined below
     base = base_url or feed.url
     import feedparser  # here, not at the top: only parser processes need it (~6 MB)
+
+    _faster_cp1252()
 
     try:
         result = feedparser.parse(
