@@ -332,12 +332,13 @@ class Service:
     # -- one feed ----------------------------------------------------------------
     async def _parse(self, body: bytes, spec: FeedSpec, now: datetime,
                      base_url: str, content_type: str | None) -> ParsedFeed:
+        """``parse_feed`` in the pool; entries ``_fresh`` would drop come back as dates only."""
         assert self.pool is not None
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self.pool, functools.partial(
                 parse_feed, body, spec, fetched_at=now, base_url=base_url,
-                content_type=content_type))
+                content_type=content_type, oldest=now - self.settings.poll.max_article_age))
         except BrokenProcessPool:
             # A worker died (killed, out of memory): replace the pool, fail this feed only.
             self.pool.shutdown(wait=False, cancel_futures=True)
@@ -386,7 +387,8 @@ class Service:
                     logger.info("{} new article(s), {} alert(s)", report.new, report.alerts)
                 new_state = feedstate.after_fetch(
                     state, result, now=now, policy=policy, rng=self.rng,
-                    published=[a.published for a in parsed.articles if a.published],
+                    published=[*(a.published for a in parsed.articles if a.published),
+                               *parsed.stale_dates],
                     ttl_seconds=parsed.ttl_seconds, new_items=report.new,
                     fixed_interval=self._fixed_interval(state))
                 return await self._save(state, new_state, report)

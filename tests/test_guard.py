@@ -243,16 +243,21 @@ async def test_guard_off_reaches_loopback(server: FeedServer) -> None:
     assert res.status == 200
 
 
-@pytest.mark.anyio
-async def test_names_behind_an_environment_proxy_are_checked_before_the_proxy(
-    server: FeedServer, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # the feed server plays the proxy: it receives absolute-URI requests
+def _only_http_proxy(monkeypatch: pytest.MonkeyPatch, proxy: str) -> None:
     for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY",
                 "https_proxy", "http_proxy"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
-    limits = FetchLimits(trust_env=True, total_timeout=5.0)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_names_behind_an_environment_proxy_are_checked_before_the_proxy(
+    server: FeedServer, monkeypatch: pytest.MonkeyPatch, transport: TransportName,
+) -> None:
+    # the feed server plays the proxy: it receives absolute-URI requests
+    _only_http_proxy(monkeypatch, f"http://127.0.0.1:{server.port}")
+    limits = FetchLimits(trust_env=True, total_timeout=5.0, transport=transport)
     async with Fetcher(limits) as f:
         with pytest.raises(FetchError) as info:
             await f.fetch("http://localhost:9/f.xml")
@@ -264,6 +269,34 @@ async def test_names_behind_an_environment_proxy_are_checked_before_the_proxy(
             await f.fetch("http://localhost:9/f.xml")
         assert info.value.kind == "http_4xx"
     assert server.hits("http://localhost:9/f.xml") == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_environment_proxies_are_read_once_and_no_proxy_goes_direct(
+    server: FeedServer, monkeypatch: pytest.MonkeyPatch, transport: TransportName,
+) -> None:
+    with FeedServer() as proxy:
+        _only_http_proxy(monkeypatch, f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        limits = FetchLimits(trust_env=True, total_timeout=5.0, transport=transport,
+                             allow_networks=LOOPBACK)
+        async with Fetcher(limits) as f:
+            # the environment is read when the fetcher is built, not per request
+            monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+            monkeypatch.delenv("NO_PROXY")
+            via_proxy = f"http://127.0.0.1:{server.port}/f.xml"
+            with pytest.raises(FetchError) as info:
+                await f.fetch(via_proxy)
+            assert info.value.kind == "http_4xx"  # the proxy's 404: it has no such path
+            direct = await f.fetch(f"http://localhost:{server.port}/f.xml")
+            assert direct.status == 200 and direct.body == BODY
+        assert proxy.hits(via_proxy) == 1
+        assert server.hits("/f.xml") == 1 and server.hits(via_proxy) == 0
+    # without trust_env nothing goes through the proxy
+    async with Fetcher(replace(limits, trust_env=False)) as f:
+        assert (await f.fetch(f"http://127.0.0.1:{server.port}/f.xml")).status == 200
+    assert server.hits("/f.xml") == 2
 
 
 def test_allow_networks_from_the_environment(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import re
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,6 +104,43 @@ def test_golden_feeds(name: str) -> None:
             assert not _TAG.search(art.summary)
             assert not _TAG.search(art.content)
             assert art.published is None or art.published.tzinfo is UTC
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_entries_older_than_oldest_come_back_as_dates_only(name: str) -> None:
+    body = (FEEDS / name).read_bytes()
+    full = _parse(body)
+    dates = sorted(a.published for a in full.articles if a.published)
+    for oldest in {*dates[:1], *dates[len(dates) // 2:][:1], *dates[-1:]}:
+        cut = _parse(body, oldest=oldest)
+        assert cut.articles == tuple(a for a in full.articles
+                                     if a.published is None or a.published >= oldest)
+        assert sorted(cut.stale_dates) == [d for d in dates if d < oldest]
+        assert replace(cut, articles=full.articles, stale_dates=()) == full
+    assert full.stale_dates == ()
+
+
+def test_stale_entry_without_text_gives_no_date() -> None:
+    items = ("<item><guid>a</guid><pubDate>Mon, 01 Dec 2025 10:00:00 GMT</pubDate></item>"
+             "<item><title>Old</title><pubDate>Tue, 02 Dec 2025 10:00:00 GMT</pubDate></item>"
+             "<item><title>Undated</title></item>")
+    parsed = _parse(_rss(items), oldest=NOW)
+    assert [a.title for a in parsed.articles] == ["Undated"]
+    assert parsed.stale_dates == (datetime(2025, 12, 2, 10, tzinfo=UTC),)
+
+
+def test_cp1252_list_translates_every_character_as_feedparsers_dict() -> None:
+    import feedparser.html
+    import feedparser.mixin
+
+    _parse(_rss("<item><title>x</title></item>"))  # the parser installs its table
+    fast = feedparser.mixin._cp1252
+    assert isinstance(fast, list)
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    expected = every.translate(feedparser.html._cp1252)
+    assert every.translate(fast) == expected
+    assert expected != every  # the table does map something: U+0080 is the euro sign
+    assert "caf\xe9 \x93quoted\x94 \x80 5".translate(fast) == "caf\xe9 \u201cquoted\u201d \u20ac 5"
 
 
 def test_golden_guardian_fields_are_plain_text() -> None:

@@ -51,9 +51,11 @@ def test_state_stored_before_the_new_fields_still_reads() -> None:
 @pytest.mark.anyio
 async def test_feeds_lists_items_per_day_after_a_poll(tmp_path: Path) -> None:
     now = datetime.now(UTC)
+    # 18 h apart: five of the eight are older than poll.max_article_age (2 days), so they
+    # are no articles, but their dates still count
     items = "".join(
         f"<item><title>Item {k}</title><link>http://127.0.0.1/a/{k}</link>"
-        f"<pubDate>{(now - timedelta(hours=6 * k)).strftime('%a, %d %b %Y %H:%M:%S +0000')}"
+        f"<pubDate>{(now - timedelta(hours=18 * k)).strftime('%a, %d %b %Y %H:%M:%S +0000')}"
         f"</pubDate><description>Text {k}</description></item>" for k in range(8))
     body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
             f"<link>http://127.0.0.1/</link><description>d</description>{items}"

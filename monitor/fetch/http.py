@@ -49,7 +49,6 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -59,6 +58,7 @@ from urllib.parse import urljoin, urlsplit
 
 import anyio
 import httpx
+from httpx._utils import URLPattern  # how httpx matches proxy mounts to URLs
 
 from monitor.errors import FetchError
 from monitor.fetch.decode import BoundedDecoder, DecodeError, accept_encoding
@@ -93,7 +93,9 @@ class FetchLimits:
 
     ``per_host`` caps requests in flight to one host (< 1: no cap) and
     ``host_spacing`` is the minimum gap between two request starts to one host.
-    ``trust_env`` lets HTTP(S)_PROXY/NO_PROXY and SSL_CERT_FILE apply.
+    ``trust_env`` lets HTTP(S)_PROXY/ALL_PROXY/NO_PROXY and SSL_CERT_FILE apply, read
+    once, when the ``Fetcher`` is built (at start), not per request; proxy credentials
+    go in the proxy URL (~/.netrc is not read, for proxies or feeds).
     ``guard`` refuses non-public addresses except those in ``allow_networks``
     (CIDR strings); ``transport`` picks the network layer (``monitor.fetch.transport``).
     """
@@ -248,15 +250,6 @@ def _wrap(url: str, e: Exception) -> FetchError:
     return FetchError(url, kind, _describe(e))
 
 
-def _env_proxied(url: str) -> bool:
-    """Whether HTTP(S)_PROXY/ALL_PROXY (minus NO_PROXY) send ``url`` through a proxy."""
-    parts = urlsplit(url)
-    proxies = urllib.request.getproxies_environment()
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
-        return False
-    return not urllib.request.proxy_bypass(parts.hostname or "")
-
-
 def _blocked(url: str, e: BlockedAddress, current: str | None = None) -> FetchError:
     where = f"redirect to {current}: " if current and current != url else ""
     return FetchError(url, "blocked_address", where + str(e))
@@ -295,8 +288,12 @@ class Fetcher:
         mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
         if transport is None:
             transport = make_transport(lim.transport, lim, self._policy)
-            if lim.transport == "httpx":
-                mounts = env_proxy_mounts(lim)  # aiohttp's session reads them itself
+            mounts = env_proxy_mounts(lim, transport)
+        # Which URLs go through a proxy, decided as httpx picks a mount: most specific
+        # pattern first. Read once with the mounts, so ``_precheck`` judges exactly the
+        # URLs a proxy serves without looking at the environment per request.
+        self._proxied = sorted(((URLPattern(p), t is not None) for p, t in mounts.items()),
+                               key=lambda pt: pt[0].priority)
         self._client = httpx.AsyncClient(
             http2=lim.http2,
             transport=transport,
@@ -482,12 +479,21 @@ class Fetcher:
             if reason is not None:
                 raise BlockedAddress(host, address, reason)
             return
-        if self.limits.trust_env and _env_proxied(current):
+        if self._proxied and self._through_proxy(current):
             try:
                 addresses = await resolve(host, urlsplit(current).port or 80)
             except OSError:
                 return  # the proxy may know names we do not
             self._policy.check(host, addresses)
+
+    def _through_proxy(self, url: str) -> bool:
+        """Whether the environment's proxies (read at start) serve ``url``."""
+        try:
+            target = httpx.URL(url)
+        except httpx.InvalidURL:
+            return False
+        return next((proxied for pattern, proxied in self._proxied if pattern.matches(target)),
+                    False)
 
     async def _read_body(self, url: str, resp: httpx.Response) -> bytes:
         cap = self.limits.max_bytes

@@ -52,22 +52,43 @@ def httpx_transport(limits: FetchLimits, policy: AddressPolicy | None,
     return transport
 
 
-def env_proxy_mounts(limits: FetchLimits) -> dict[str, httpx.AsyncBaseTransport | None]:
-    """HTTP(S)_PROXY / ALL_PROXY / NO_PROXY as httpx mounts.
+def env_proxies(limits: FetchLimits) -> dict[str, str | None]:
+    """HTTP(S)_PROXY / ALL_PROXY / NO_PROXY, read once: URL pattern -> proxy URL (None: direct).
 
-    httpx reads these only when it builds its own transport; we always pass ours
-    (the guarded one), so we rebuild the proxy mounts the way httpx would. URLs a
-    proxy serves are pre-checked by ``Fetcher`` (the proxy connects, not us).
+    httpx's own reading of the variables (its patterns and NO_PROXY rules), for both
+    transports. Read when the fetcher is built (at start), not per request:
+    aiohttp's ``trust_env`` scanned the environment and ~/.netrc on every request.
     """
     if not limits.trust_env:
         return {}
-    from httpx._utils import get_environment_proxies  # httpx's own reading of the variables
+    from httpx._utils import get_environment_proxies
 
-    return {
-        pattern: None if proxy is None else httpx.AsyncHTTPTransport(
-            proxy=proxy, http2=limits.http2, trust_env=True, limits=_limits(limits))
-        for pattern, proxy in get_environment_proxies().items()
-    }
+    return get_environment_proxies()
+
+
+def env_proxy_mounts(limits: FetchLimits, direct: httpx.AsyncBaseTransport,
+                     ) -> dict[str, httpx.AsyncBaseTransport | None]:
+    """``env_proxies`` as httpx mounts, on the same kind of transport as ``direct``.
+
+    httpx reads the variables only when it builds its own transport; we always pass
+    ours (the guarded one), so we mount the proxies the way httpx would. URLs a proxy
+    serves are pre-checked by ``Fetcher`` (the proxy connects, not us). With aiohttp
+    the proxied transports share ``direct``'s session (``proxy_transport``).
+    """
+    proxies = env_proxies(limits)
+    if not proxies:
+        return {}
+    if isinstance(direct, httpx.AsyncHTTPTransport):
+        def via(proxy: str) -> httpx.AsyncBaseTransport:
+            return httpx.AsyncHTTPTransport(proxy=proxy, http2=limits.http2, trust_env=True,
+                                            limits=_limits(limits))
+    else:
+        from monitor.fetch.aiohttp_transport import proxy_transport
+
+        def via(proxy: str) -> httpx.AsyncBaseTransport:
+            return proxy_transport(direct, proxy)
+
+    return {pattern: None if proxy is None else via(proxy) for pattern, proxy in proxies.items()}
 
 
 def make_transport(name: TransportName, limits: FetchLimits,
