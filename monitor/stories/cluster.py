@@ -71,12 +71,13 @@ import hashlib
 import heapq
 import math
 import operator
+import struct
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain, compress, repeat
+from itertools import compress, repeat
 from typing import Literal
 
 import numpy as np
@@ -335,10 +336,14 @@ _WIDE_AT = 65_536
 
 class _Story:
     __slots__ = ("cut", "first_seen", "id", "ids", "indexed", "kinds", "last_seen", "marks",
-                 "members", "norm", "sums")
+                 "members", "norm", "slot", "slot_key", "sums")
 
-    def __init__(self, story_id: str, seen_at: datetime) -> None:
+    def __init__(self, story_id: str, seen_at: datetime, slot: int) -> None:
         self.id = story_id
+        # Its number in the postings (``_Postings``) and that number as the 4 bytes a
+        # posting holds; a posting of this story alone is this very object.
+        self.slot = slot
+        self.slot_key = _SLOT.pack(slot)
         self.members: dict[str, _Member] = {}
         # The sum of its members' weights for each term id in ``ids`` (ascending, all > 0).
         self.ids: npt.NDArray[np.uint32] = np.zeros(0, dtype=np.uint32)
@@ -387,6 +392,62 @@ class _Story:
                         strict=True))
 
 
+_SLOT = struct.Struct("<I")
+
+
+class _Postings:
+    """Indexed term -> the stories indexing it, as their slot numbers packed in bytes.
+
+    Finding candidates joins the article's postings end to end and looks for slots
+    that occur twice (``StoryIndex._candidates``): with bytes that is one
+    ``bytes.join`` and a sort of a uint32 array in C, where sets of story-id strings
+    had every id touched, reference-counted and compared as a string (a cache miss
+    each at a 100k window). A posting of one story is that story's own ``slot_key``
+    (no object of its own, like the bare story id before); a slot is in a posting at
+    most once. Slots are recycled when their story goes; nothing is decided by them:
+    votes are sums of weights and ties go to the larger story id, as before.
+    """
+
+    __slots__ = ("by_term", "free", "keys", "sids")
+
+    def __init__(self) -> None:
+        self.by_term: dict[str, bytes] = {}
+        self.sids: list[str] = []          # story id by slot ("" for a free slot)
+        self.keys: list[bytes] = []        # packed slot by slot
+        self.free: list[int] = []
+
+    def new_slot(self, story_id: str) -> int:
+        if self.free:
+            slot = self.free.pop()
+            self.sids[slot] = story_id
+        else:
+            slot = len(self.sids)
+            self.sids.append(story_id)
+            self.keys.append(_SLOT.pack(slot))
+        return slot
+
+    def free_slot(self, slot: int) -> None:
+        self.sids[slot] = ""
+        self.free.append(slot)
+
+    def hold(self, term: str, story: _Story) -> None:
+        held = self.by_term.get(term)
+        self.by_term[term] = story.slot_key if held is None else held + story.slot_key
+
+    def release(self, term: str, story: _Story) -> None:
+        held = self.by_term.get(term)
+        if held is None:
+            return
+        if len(held) == 4:
+            if held == story.slot_key:
+                del self.by_term[term]
+            return
+        slots = array("I", held)
+        slots.remove(story.slot)
+        # back to the shared object when one story is left
+        self.by_term[term] = self.keys[slots[0]] if len(slots) == 1 else slots.tobytes()
+
+
 class StoryIndex:
     """The window's stories, with the indexes that find the right one for an article."""
 
@@ -399,9 +460,8 @@ class StoryIndex:
         # bucket only makes a term look a little commoner than it is.
         self._df: npt.NDArray[np.uint32] = np.zeros(1 << DF_BITS, dtype=np.uint32)
         self._docs = 0
-        # indexed term -> the stories indexing it: a bare story id while there is one
-        # (most terms; a set costs ~200 bytes), a set from two on (``fingerprint.hold``)
-        self._postings: dict[str, str | set[str]] = {}
+        # indexed term -> the slots of the stories indexing it (``_Postings``)
+        self._postings = _Postings()
         self._lsh = fingerprint.LSHIndex()
         self._expiry: list[tuple[datetime, str]] = []
         self.restore_skipped = 0
@@ -518,21 +578,35 @@ class StoryIndex:
         ``QUERY_TERMS`` strongest count; their vote is the article's weight summed over
         the shared ones (ties: the larger story id). A story is in a posting at most
         once, so the stories sharing two terms are those found twice: the postings'
-        story ids are laid end to end and sorted, and a repeat is an id equal to the
-        one before it, all in C. At a 100k window an article meets ~180 story ids in
-        its postings (~5 per posting) and keeps about two of them.
+        slots (``_Postings``) are joined end to end as one uint32 array and sorted, and
+        a repeat is a slot equal to the one before it, all in C with no object per
+        story met. At a 100k window an article meets ~180 slots in its postings (~5
+        per posting) and keeps about two of them, so only those two are voted on.
         """
-        held = map(self._postings.get, feats.terms[:QUERY_TERMS])
-        query = [(posting if isinstance(posting, set) else (posting,), w)
-                 for posting, w in zip(held, feats.weights[:QUERY_TERMS], strict=True)
-                 if posting is not None]
-        found = list(chain.from_iterable([posting for posting, _ in query]))
+        by_term = self._postings.by_term
+        blobs: list[bytes] = []
+        votes_by: list[int] = []
+        for term, w in zip(feats.terms[:QUERY_TERMS], feats.weights[:QUERY_TERMS], strict=True):
+            held = by_term.get(term)
+            if held is not None:
+                blobs.append(held)
+                votes_by.append(w)
+        if not blobs:
+            return []
+        found = np.frombuffer(b"".join(blobs), dtype=np.uint32)
         if min(self.config.min_shared_terms, 2) == 2:
-            found.sort()
-            eligible = set(compress(found[1:], map(operator.eq, found, found[1:])))
+            ordered = np.sort(found)
+            repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+            if not len(repeats):
+                return []
+            eligible: list[int] = np.unique(repeats).tolist()
         else:
-            eligible = set(found)
-        votes = [(sum([w for posting, w in query if sid in posting]), sid) for sid in eligible]
+            eligible = np.unique(found).tolist()
+        # each found slot's vote: the weight of the query term whose posting held it
+        weight_of = np.repeat(np.array(votes_by, dtype=np.int64),
+                              [len(b) >> 2 for b in blobs])
+        sids = self._postings.sids
+        votes = [(int(weight_of[found == slot].sum()), sids[slot]) for slot in eligible]
         return [sid for _, sid in heapq.nlargest(self.config.candidates, votes)]
 
     def _weights_in(self, story: _Story) -> npt.NDArray[np.int64]:
@@ -605,7 +679,8 @@ class StoryIndex:
             self._remove_member(feats.key)
         story = self._stories.get(feats.story_id)
         if story is None:
-            story = self._stories[feats.story_id] = _Story(feats.story_id, feats.seen_at)
+            story = self._stories[feats.story_id] = _Story(
+                feats.story_id, feats.seen_at, self._postings.new_slot(feats.story_id))
         tids = self._vocab.take(feats.terms)
         story.join(tids, np.frombuffer(feats.weights, dtype=np.uint16))
         buckets, counts = _buckets(feats.df_hashes)
@@ -657,9 +732,9 @@ class StoryIndex:
         story.indexed = indexed
         postings = self._postings
         for t in old - new:
-            fingerprint.release(postings, t, story.id)
+            postings.release(t, story)
         for t in new - old:
-            fingerprint.hold(postings, t, story.id)
+            postings.hold(t, story)
 
     def _remove_member(self, key: str) -> bool:
         """Forget one member; True when its story went with it."""
@@ -677,7 +752,8 @@ class StoryIndex:
         self._vocab.release(ids)
         if not story.members:
             for t in story.indexed:
-                fingerprint.release(self._postings, t, sid)
+                self._postings.release(t, story)
+            self._postings.free_slot(story.slot)
             del self._stories[sid]
             return True
         _decrement(story.marks, member.marks)
