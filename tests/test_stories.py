@@ -392,12 +392,11 @@ def test_articles_without_terms_are_placed_and_leave_cleanly() -> None:
 
 
 def test_memos_stay_bounded_and_change_no_decision(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The term-hash and per-word memos outlive the window: bounded, and pure memoization."""
-    from monitor.stories import cluster, text
+    """The per-word memo (with the terms' CRC32s) outlives the window: bounded, pure memoization."""
+    from monitor.stories import text
 
     arts = [load(p.name) for p in sorted(DATA.glob("*.txt"))]
     expected = feed(StoryIndex(), arts)
-    monkeypatch.setattr(cluster, "TERM_CACHE_MAX", 50)
     monkeypatch.setattr(text, "WORD_CACHE_MAX", 50)
     text._WORD_CACHE.clear()
     text._WORD_CACHE[("de", False)] = {f"wort{i}": None for i in range(40)}   # another language
@@ -407,5 +406,4 @@ def test_memos_stay_bounded_and_change_no_decision(monkeypatch: pytest.MonkeyPat
         [(p.story_id, p.method, p.similarity, p.shared_terms, p.features) for p in expected]
     # emptied before an article once past the bound: at most one article's words over it
     words = max(len(set(text._tokens(a.title + "\n" + a.content)[0])) for a in arts)
-    assert len(index._hashes) <= 50 + words
     assert sum(map(len, text._WORD_CACHE.values())) <= 50 + words

@@ -72,7 +72,6 @@ import heapq
 import math
 import operator
 import struct
-import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +87,7 @@ from monitor.store.base import StoryMember
 from monitor.stories import fingerprint
 from monitor.stories.features import SCALE, Features
 from monitor.stories.particulars import evidence
-from monitor.stories.text import extract
+from monitor.stories.text import extract, term_hash
 
 Method = Literal["new", "same-article", "near-duplicate", "similar"]
 
@@ -96,12 +95,6 @@ QUERY_TERMS = 20
 INDEXED_TERMS = 16
 MAX_DF_TERMS = 192
 SHARED_SHOWN = 8
-# Memo of term -> CRC32, emptied when full. It outlives the window (the daemon runs for
-# months and meets new names and numbers every day), so it needs its own bound: ~120 bytes
-# an entry with its string, so 100k entries is ~12 MB (500k was ~60 MB). A working
-# vocabulary larger than the bound costs ~5-7 % (measured with the bound at 0.6x it);
-# the daemon's window (~7.5k members) and bench/stories.py's (~54k terms) fit.
-TERM_CACHE_MAX = 100_000
 # 1M buckets x 4 bytes = 4 MB, whatever the window. At a 100k window (~300k distinct
 # terms) about a quarter of the terms share a bucket, mostly with another rare term:
 # such a term looks a few per cent commoner. ECB+ and UCI decisions are the same as with
@@ -213,20 +206,6 @@ def _count(df: npt.NDArray[np.uint32], buckets: npt.NDArray[np.uint32],
         df[buckets] += counts
     else:
         df[buckets] -= counts
-
-
-class _TermHashes(dict[str, int]):
-    """CRC32 of a term (stable across processes, unlike ``hash``), memoized.
-
-    Pure memoization, emptied when it grows past ``TERM_CACHE_MAX``; a miss is
-    computed by ``__missing__``, so ``map(cache.__getitem__, terms)`` runs in C.
-    """
-
-    def __missing__(self, term: str) -> int:
-        if len(self) > TERM_CACHE_MAX:
-            self.clear()
-        h = self[term] = zlib.crc32(term.encode("utf-8"))
-        return h
 
 
 def _distinct(values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
@@ -465,7 +444,6 @@ class StoryIndex:
         self._lsh = fingerprint.LSHIndex()
         self._expiry: list[tuple[datetime, str]] = []
         self.restore_skipped = 0
-        self._hashes = _TermHashes()
         self._vocab = _Vocabulary()
         # Scratch for scoring: the article's weight by term id, zero elsewhere.
         self._query: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
@@ -492,9 +470,9 @@ class StoryIndex:
                      article.language)
         terms_all = list(tf.weights)
         n_terms = len(terms_all)
-        # memoized CRC32s, looked up in C
-        hashes = np.fromiter(map(self._hashes.__getitem__, terms_all), dtype=np.uint32,
-                             count=n_terms)
+        # CRC32s of the terms, from the word memo (``text.term_hash``)
+        hashes = (np.frombuffer(tf.hashes, dtype=np.uint32) if len(tf.hashes) == n_terms
+                  else np.fromiter(map(term_hash, terms_all), dtype=np.uint32, count=n_terms))
         buckets = hashes & np.uint32(DF_MASK)
         # weight x smoothed IDF, ln((N + 1) / (df + 1)) + 1
         idf = (math.log(self._docs + 1) + 1.0) - np.log1p(self._df[buckets])
