@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.models import Article
 from monitor.store.base import StoryMember
@@ -407,3 +409,23 @@ def test_memos_stay_bounded_and_change_no_decision(monkeypatch: pytest.MonkeyPat
     # emptied before an article once past the bound: at most one article's words over it
     words = max(len(set(text._tokens(a.title + "\n" + a.content)[0])) for a in arts)
     assert sum(map(len, text._WORD_CACHE.values())) <= 50 + words
+
+
+@settings(max_examples=300, deadline=None)
+@given(terms=st.lists(st.text(max_size=6), max_size=45, unique=True),
+       key=st.text(max_size=8), marks=st.lists(st.text(max_size=5), max_size=4),
+       signature=st.one_of(st.none(), st.just(b""), st.binary(min_size=4, max_size=16)),
+       language=st.text(max_size=3))
+def test_features_text_is_the_general_encoders(terms: list[str], key: str, marks: list[str],
+                                               signature: bytes | None, language: str) -> None:
+    # to_json assembles the text from pieces for speed; it must be the very text the
+    # general JSON encoder writes (quotes, backslashes, control and non-ASCII characters).
+    from array import array
+
+    f = Features(key=key, story_id="s_" + key, seen_at=datetime(2025, 3, 11, tzinfo=UTC),
+                 language=language, terms=tuple(terms),
+                 weights=array("H", [(7919 * i) % 65536 for i in range(len(terms))]),
+                 df_hashes=b"\x01\x02\x03\x04" * 3, signature=signature, scheme="rensa",
+                 marks=tuple(marks))
+    assert f.to_json() == f.to_json_plain()
+    assert Features.from_json(f.to_json()).to_json() == f.to_json()
