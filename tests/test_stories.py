@@ -296,7 +296,7 @@ def test_story_profiles_stay_exact_through_joins_and_expiry() -> None:
         assert sums == exact
         assert story.ids.dtype == story.sums.dtype == np.uint32   # 8 bytes a term
         ranked = sorted(((v, t) for t, v in sums.items()), reverse=True)
-        assert story.indexed == tuple(t for _, t in ranked[:16])
+        assert story.indexed_terms(index._vocab) == tuple(t for _, t in ranked[:16])
         expected = {t for t, v in sums.items() if v >= story.cut}
         assert len(expected) >= min(len(sums), 80)
         vals = sorted(sums.values(), reverse=True)

@@ -331,7 +331,8 @@ class _Story:
         # ``story_terms`` strongest, ties included), divided by ``norm``.
         self.cut = 0
         self.norm = 1.0
-        self.indexed: tuple[str, ...] = ()
+        # the ids of its INDEXED_TERMS strongest terms (uint32: 4 bytes a term, not an int object)
+        self.indexed: array[int] = array("I")
         self.marks: dict[str, int] = {}    # members holding each particular
         self.kinds: dict[str, int] = {}    # members mentioning each kind of particular
         self.first_seen = seen_at
@@ -365,6 +366,10 @@ class _Story:
             self.ids = self.ids[keep]
             self.sums = sums[keep]
 
+    def indexed_terms(self, vocab: _Vocabulary) -> tuple[str, ...]:
+        """Its indexed terms, strongest first (for tests and inspection)."""
+        return tuple(map(vocab.terms.__getitem__, self.indexed))
+
     def term_sums(self, vocab: _Vocabulary) -> dict[str, int]:
         """Term -> sum (for tests and inspection)."""
         return dict(zip(map(vocab.terms.__getitem__, self.ids.tolist()), self.sums.tolist(),
@@ -375,7 +380,7 @@ _SLOT = struct.Struct("<I")
 
 
 class _Postings:
-    """Indexed term -> the stories indexing it, as their slot numbers packed in bytes.
+    """Indexed term id -> the stories indexing it, as their slot numbers packed in bytes.
 
     Finding candidates joins the article's postings end to end and looks for slots
     that occur twice (``StoryIndex._candidates``): with bytes that is one
@@ -385,12 +390,15 @@ class _Postings:
     (no object of its own, like the bare story id before); a slot is in a posting at
     most once. Slots are recycled when their story goes; nothing is decided by them:
     votes are sums of weights and ties go to the larger story id, as before.
+    Postings are a list indexed by term id (``_Vocabulary``), not a dict keyed by the
+    term: no hashing or string compare per query term. An indexed term always has an
+    id, since some member of the story holds it.
     """
 
     __slots__ = ("by_term", "free", "keys", "sids")
 
     def __init__(self) -> None:
-        self.by_term: dict[str, bytes] = {}
+        self.by_term: list[bytes | None] = []
         self.sids: list[str] = []          # story id by slot ("" for a free slot)
         self.keys: list[bytes] = []        # packed slot by slot
         self.free: list[int] = []
@@ -409,17 +417,20 @@ class _Postings:
         self.sids[slot] = ""
         self.free.append(slot)
 
-    def hold(self, term: str, story: _Story) -> None:
-        held = self.by_term.get(term)
-        self.by_term[term] = story.slot_key if held is None else held + story.slot_key
+    def hold(self, term: int, story: _Story) -> None:
+        by_term = self.by_term
+        if term >= len(by_term):
+            by_term.extend([None] * (term + 1024 - len(by_term)))
+        held = by_term[term]
+        by_term[term] = story.slot_key if held is None else held + story.slot_key
 
-    def release(self, term: str, story: _Story) -> None:
-        held = self.by_term.get(term)
+    def release(self, term: int, story: _Story) -> None:
+        held = self.by_term[term] if term < len(self.by_term) else None
         if held is None:
             return
         if len(held) == 4:
             if held == story.slot_key:
-                del self.by_term[term]
+                self.by_term[term] = None
             return
         slots = array("I", held)
         slots.remove(story.slot)
@@ -445,8 +456,10 @@ class StoryIndex:
         self._expiry: list[tuple[datetime, str]] = []
         self.restore_skipped = 0
         self._vocab = _Vocabulary()
-        # Scratch for scoring: the article's weight by term id, zero elsewhere.
+        # Scratch for scoring: the article's weight by term id, zero elsewhere; the
+        # ids of its QUERY_TERMS strongest terms (0: a term no member holds).
         self._query: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._query_ids: list[int] = []
 
     # -- queries -------------------------------------------------------------
     def __len__(self) -> int:
@@ -517,6 +530,7 @@ class StoryIndex:
             self._query = np.zeros(len(self._vocab.refs), dtype=np.int64)
         self._query[tids] = feats.weights
         self._query[_Vocabulary.UNKNOWN] = 0
+        self._query_ids = tids[:QUERY_TERMS].tolist()
         return tids
 
     def _decide(self, feats: Features, now: datetime) -> Placement:
@@ -562,10 +576,11 @@ class StoryIndex:
         per posting) and keeps about two of them, so only those two are voted on.
         """
         by_term = self._postings.by_term
+        known = len(by_term)
         blobs: list[bytes] = []
         votes_by: list[int] = []
-        for term, w in zip(feats.terms[:QUERY_TERMS], feats.weights[:QUERY_TERMS], strict=True):
-            held = by_term.get(term)
+        for tid, w in zip(self._query_ids, feats.weights[:QUERY_TERMS], strict=True):
+            held = by_term[tid] if tid < known else None   # id 0 is never held
             if held is not None:
                 blobs.append(held)
                 votes_by.append(w)
@@ -698,14 +713,15 @@ class StoryIndex:
         story.cut = cut
         story.norm = math.hypot(*vals) or 1.0
         if not vals:
-            indexed: tuple[str, ...] = ()
+            indexed = array("I")
         else:
             floor = vals[min(INDEXED_TERMS, len(vals)) - 1]
             top = sums >= floor
-            terms = self._vocab.terms
-            head = sorted(zip(sums[top].tolist(), map(terms.__getitem__, story.ids[top].tolist()),
+            ids: list[int] = story.ids[top].tolist()
+            # by sum, then by term (distinct within a story: the id never decides)
+            head = sorted(zip(sums[top].tolist(), map(self._vocab.terms.__getitem__, ids), ids,
                               strict=True), reverse=True)
-            indexed = tuple([t for _, t in head[:INDEXED_TERMS]])
+            indexed = array("I", [tid for _, _, tid in head[:INDEXED_TERMS]])
         old, new = set(story.indexed), set(indexed)
         story.indexed = indexed
         postings = self._postings
