@@ -429,3 +429,34 @@ def test_features_text_is_the_general_encoders(terms: list[str], key: str, marks
                  marks=tuple(marks))
     assert f.to_json() == f.to_json_plain()
     assert Features.from_json(f.to_json()).to_json() == f.to_json()
+
+
+def test_term_ids_stay_right_when_placements_are_added_out_of_order() -> None:
+    # ``add`` reuses the term ids looked up by the last ``place`` only while the
+    # vocabulary has not changed since; placements added late, out of order or twice
+    # must leave the same ids, references and sums as adding each right after placing.
+    import random
+
+    rng = random.Random(9)
+    vocab = [f"w{i}" for i in range(200)]
+    arts = [Article(key=f"k{n}", url="", title="",
+                    content=" ".join([*rng.sample(vocab, 30), f"Name{n % 7}"]) + ".",
+                    language="en") for n in range(120)]
+    index = StoryIndex(StoryConfig(window=timedelta(hours=1), join_threshold=0.2))
+    for n in range(0, 120, 3):
+        batch = [index.place(a, T0 + timedelta(minutes=n + i)) for i, a in enumerate(arts[n:n + 3])]
+        for p in reversed(batch):
+            index.add(p)
+        index.add(batch[0])   # a repeat: same-article or re-added, never a wrong id
+    held: dict[str, int] = {}
+    for story in index._stories.values():
+        exact: dict[str, int] = {}
+        for member in story.members.values():
+            ids, weights = member.profile()
+            for tid, w in zip(ids.tolist(), weights.tolist(), strict=True):
+                term = index._vocab.terms[tid]
+                assert term and index._vocab.ids[term] == tid
+                held[term] = held.get(term, 0) + 1
+                exact[term] = exact.get(term, 0) + w
+        assert story.term_sums(index._vocab) == exact
+    assert {t: int(index._vocab.refs[i]) for t, i in index._vocab.ids.items()} == held

@@ -228,7 +228,7 @@ class _Vocabulary:
     (``UNKNOWN``) is never given: it stands for a term no member holds.
     """
 
-    __slots__ = ("free", "ids", "refs", "terms")
+    __slots__ = ("changes", "free", "ids", "refs", "terms")
 
     UNKNOWN = 0
 
@@ -237,27 +237,46 @@ class _Vocabulary:
         self.terms: list[str] = [""]            # by id; "" for a free id (and for 0)
         self.refs: npt.NDArray[np.int32] = np.zeros(1024, dtype=np.int32)
         self.free: list[int] = []
+        self.changes = 0   # ids given or forgotten so far: ids looked up before still hold
+                           # while this has not moved
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, terms: Sequence[str]) -> npt.NDArray[np.uint32]:
-        """The ids of ``terms`` (distinct), new ones for unknown terms; one reference each."""
-        ids = self.ids
-        known = list(map(ids.get, terms))
-        if None in known:   # ids are >= 1: only a missing one is falsy
-            for t in compress(terms, map(operator.not_, known)):
-                if self.free:
-                    tid = self.free.pop()
-                    self.terms[tid] = t
-                else:
-                    tid = len(self.terms)
-                    self.terms.append(t)
-                    if tid >= len(self.refs):
-                        self.refs = np.concatenate((self.refs, np.zeros_like(self.refs)))
-                ids[t] = tid
-            known = list(map(ids.__getitem__, terms))
-        got = np.array(known, dtype=np.uint32)
+    def _give(self, term: str) -> int:
+        """A new id for ``term`` (a free one first)."""
+        if self.free:
+            tid = self.free.pop()
+            self.terms[tid] = term
+        else:
+            tid = len(self.terms)
+            self.terms.append(term)
+            if tid >= len(self.refs):
+                self.refs = np.concatenate((self.refs, np.zeros_like(self.refs)))
+        self.ids[term] = tid
+        self.changes += 1
+        return tid
+
+    def take(self, terms: Sequence[str],
+             looked_up: npt.NDArray[np.intp] | None = None) -> npt.NDArray[np.uint32]:
+        """The ids of ``terms`` (distinct), new ones for unknown terms; one reference each.
+
+        ``looked_up``: the ids of ``terms`` as found since the last change (``changes``),
+        ``UNKNOWN`` where there was none; only those then get a lookup (a placed article
+        is looked up when placed, ``StoryIndex._load_query``, and added right after).
+        """
+        if looked_up is not None:
+            got = looked_up.astype(np.uint32)
+            if not got.all():
+                for i in np.flatnonzero(got == _Vocabulary.UNKNOWN).tolist():
+                    got[i] = self._give(terms[i])
+        else:
+            known = list(map(self.ids.get, terms))
+            if None in known:   # ids are >= 1: only a missing one is falsy
+                for t in compress(terms, map(operator.not_, known)):
+                    self._give(t)
+                known = list(map(self.ids.__getitem__, terms))
+            got = np.array(known, dtype=np.uint32)
         self.refs[got] += 1
         return got
 
@@ -271,6 +290,7 @@ class _Vocabulary:
                 del self.ids[self.terms[tid]]
                 self.terms[tid] = ""
             self.free.extend(gone.tolist())
+            self.changes += 1
 
 
 class _Member:
@@ -460,6 +480,9 @@ class StoryIndex:
         # ids of its QUERY_TERMS strongest terms (0: a term no member holds).
         self._query: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._query_ids: list[int] = []
+        # the last query's terms, their ids and the vocabulary's ``changes`` then:
+        # ``add`` reuses the ids when nothing changed in between
+        self._looked_up: tuple[tuple[str, ...], npt.NDArray[np.intp], int] | None = None
 
     # -- queries -------------------------------------------------------------
     def __len__(self) -> int:
@@ -531,6 +554,7 @@ class StoryIndex:
         self._query[tids] = feats.weights
         self._query[_Vocabulary.UNKNOWN] = 0
         self._query_ids = tids[:QUERY_TERMS].tolist()
+        self._looked_up = (feats.terms, tids, self._vocab.changes)
         return tids
 
     def _decide(self, feats: Features, now: datetime) -> Placement:
@@ -674,7 +698,13 @@ class StoryIndex:
         if story is None:
             story = self._stories[feats.story_id] = _Story(
                 feats.story_id, feats.seen_at, self._postings.new_slot(feats.story_id))
-        tids = self._vocab.take(feats.terms)
+        looked_up = self._looked_up
+        if (looked_up is not None and looked_up[0] is feats.terms
+                and looked_up[2] == self._vocab.changes):
+            tids = self._vocab.take(feats.terms, looked_up[1])
+        else:
+            tids = self._vocab.take(feats.terms)
+        self._looked_up = None
         story.join(tids, np.frombuffer(feats.weights, dtype=np.uint16))
         buckets, counts = _buckets(feats.df_hashes)
         member = _Member(feats, tids, buckets, counts)
