@@ -54,9 +54,10 @@ Memory per member is what the daemon's RSS is made of, so the layout is compact:
 profile terms get integer ids from one vocabulary (reference-counted per member,
 recycled at zero, id 0 never given); a story's sums are two uint32 arrays (term ids
 ascending, sums); a member keeps its ids and weights in one bytes object and its
-df-table buckets in 3 bytes each; a posting or an LSH bucket holds a bare key until
-a second one lands in it. Ids never decide anything: every ranking is by sum, then
-by term.
+df-table buckets in 3 bytes each; an LSH bucket holds a bare key until a second one
+lands in it; a posting (by term id) is the packed slot numbers of its stories, a story
+alone sharing its own 4-byte object. Ids and slots never decide anything: every ranking
+is by sum, then by term, and ties between stories go to the larger story id.
 
 Cost, measured (``bench/stories.py``, docs/STORIES.md): removing an expired member
 costs about as much as adding one (document frequencies of its 192 first terms,
@@ -480,6 +481,8 @@ class StoryIndex:
         # ids of its QUERY_TERMS strongest terms (0: a term no member holds).
         self._query: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._query_ids: list[int] = []
+        # the article's weights at each story scored by the current place() (``_scores``)
+        self._scored: dict[str, npt.NDArray[np.int64]] = {}
         # the last query's terms, their ids and the vocabulary's ``changes`` then:
         # ``add`` reuses the ids when nothing changed in between
         self._looked_up: tuple[tuple[str, ...], npt.NDArray[np.intp], int] | None = None
@@ -541,6 +544,7 @@ class StoryIndex:
             return self._decide(feats, now)
         finally:
             self._query[loaded] = 0
+            self._scored = {}
 
     def _load_query(self, feats: Features) -> npt.NDArray[np.intp]:
         """Spread the article's weights over the scratch vector by term id; the ids set.
@@ -647,8 +651,9 @@ class StoryIndex:
         a gather at its ids and one integer product, all in C.
         """
         out = []
+        scored = self._scored = {}
         for story in stories:
-            weights = self._weights_in(story)
+            weights = scored[story.id] = self._weights_in(story)
             dot = int(weights @ story.sums)
             agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
             sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
@@ -661,7 +666,9 @@ class StoryIndex:
         story = self._stories.get(story_id)
         if story is None:
             return ()
-        weights = self._weights_in(story)
+        weights = self._scored.get(story_id)   # this place()'s scoring had them
+        if weights is None:
+            weights = self._weights_in(story)
         shared = weights.nonzero()[0]
         if not len(shared):
             return ()

@@ -76,6 +76,7 @@ _MONTH = {w: f"m{i + 1}" for i, names in enumerate(_MONTHS) for w in names.split
 # capitalised somewhere, because "may", "march" and "sept" are also ordinary words.
 _WEEKDAY_WORDS = frozenset(_WEEKDAY)
 _MONTH_WORDS = frozenset(_MONTH)
+_CALENDAR_WORDS = _WEEKDAY_WORDS | _MONTH_WORDS
 MONTH_NUMBERS = {w: int(m[1:]) for w, m in _MONTH.items()}
 
 
@@ -138,7 +139,10 @@ def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
         words = {w.casefold() for w in _WORD_RE.findall(text)}
     marks: set[str] = set()
     spans = clock_spans(text)
-    present = {w: MONTH_NUMBERS[w] for w in words & _MONTH_WORDS}
+    # one pass over the article's words finds its weekday and month names together
+    found = words & _CALENDAR_WORDS
+    months = found & _MONTH_WORDS
+    present = {w: MONTH_NUMBERS[w] for w in months}
     for span, year, month, day in find_dates(text, present):
         spans.append(span)
         marks.add(_date_mark(month, day))
@@ -154,8 +158,8 @@ def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
         text_for_counts = "".join(pieces) + text[at:]
     numbers = _NUMBER_RE_ASCII if text.isascii() else _NUMBER_RE
     marks.update(_number_mark(n) for n in numbers.findall(text_for_counts))
-    marks.update(_WEEKDAY[w] for w in words & _WEEKDAY_WORDS)
-    for w in words & _MONTH_WORDS:
+    marks.update(_WEEKDAY[w] for w in found & _WEEKDAY_WORDS)
+    for w in months:
         if re.search(r"\b" + w.capitalize() + r"\b", text):
             marks.add(_MONTH[w])
     return tuple(sorted(map(_intern, marks)))
