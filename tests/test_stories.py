@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.models import Article
 from monitor.store.base import StoryMember
@@ -294,7 +296,7 @@ def test_story_profiles_stay_exact_through_joins_and_expiry() -> None:
         assert sums == exact
         assert story.ids.dtype == story.sums.dtype == np.uint32   # 8 bytes a term
         ranked = sorted(((v, t) for t, v in sums.items()), reverse=True)
-        assert story.indexed == tuple(t for _, t in ranked[:16])
+        assert story.indexed_terms(index._vocab) == tuple(t for _, t in ranked[:16])
         expected = {t for t, v in sums.items() if v >= story.cut}
         assert len(expected) >= min(len(sums), 80)
         vals = sorted(sums.values(), reverse=True)
@@ -392,12 +394,11 @@ def test_articles_without_terms_are_placed_and_leave_cleanly() -> None:
 
 
 def test_memos_stay_bounded_and_change_no_decision(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The term-hash and per-word memos outlive the window: bounded, and pure memoization."""
-    from monitor.stories import cluster, text
+    """The per-word memo (with the terms' CRC32s) outlives the window: bounded, pure memoization."""
+    from monitor.stories import text
 
     arts = [load(p.name) for p in sorted(DATA.glob("*.txt"))]
     expected = feed(StoryIndex(), arts)
-    monkeypatch.setattr(cluster, "TERM_CACHE_MAX", 50)
     monkeypatch.setattr(text, "WORD_CACHE_MAX", 50)
     text._WORD_CACHE.clear()
     text._WORD_CACHE[("de", False)] = {f"wort{i}": None for i in range(40)}   # another language
@@ -407,5 +408,55 @@ def test_memos_stay_bounded_and_change_no_decision(monkeypatch: pytest.MonkeyPat
         [(p.story_id, p.method, p.similarity, p.shared_terms, p.features) for p in expected]
     # emptied before an article once past the bound: at most one article's words over it
     words = max(len(set(text._tokens(a.title + "\n" + a.content)[0])) for a in arts)
-    assert len(index._hashes) <= 50 + words
     assert sum(map(len, text._WORD_CACHE.values())) <= 50 + words
+
+
+@settings(max_examples=300, deadline=None)
+@given(terms=st.lists(st.text(max_size=6), max_size=45, unique=True),
+       key=st.text(max_size=8), marks=st.lists(st.text(max_size=5), max_size=4),
+       signature=st.one_of(st.none(), st.just(b""), st.binary(min_size=4, max_size=16)),
+       language=st.text(max_size=3))
+def test_features_text_is_the_general_encoders(terms: list[str], key: str, marks: list[str],
+                                               signature: bytes | None, language: str) -> None:
+    # to_json assembles the text from pieces for speed; it must be the very text the
+    # general JSON encoder writes (quotes, backslashes, control and non-ASCII characters).
+    from array import array
+
+    f = Features(key=key, story_id="s_" + key, seen_at=datetime(2025, 3, 11, tzinfo=UTC),
+                 language=language, terms=tuple(terms),
+                 weights=array("H", [(7919 * i) % 65536 for i in range(len(terms))]),
+                 df_hashes=b"\x01\x02\x03\x04" * 3, signature=signature, scheme="rensa",
+                 marks=tuple(marks))
+    assert f.to_json() == f.to_json_plain()
+    assert Features.from_json(f.to_json()).to_json() == f.to_json()
+
+
+def test_term_ids_stay_right_when_placements_are_added_out_of_order() -> None:
+    # ``add`` reuses the term ids looked up by the last ``place`` only while the
+    # vocabulary has not changed since; placements added late, out of order or twice
+    # must leave the same ids, references and sums as adding each right after placing.
+    import random
+
+    rng = random.Random(9)
+    vocab = [f"w{i}" for i in range(200)]
+    arts = [Article(key=f"k{n}", url="", title="",
+                    content=" ".join([*rng.sample(vocab, 30), f"Name{n % 7}"]) + ".",
+                    language="en") for n in range(120)]
+    index = StoryIndex(StoryConfig(window=timedelta(hours=1), join_threshold=0.2))
+    for n in range(0, 120, 3):
+        batch = [index.place(a, T0 + timedelta(minutes=n + i)) for i, a in enumerate(arts[n:n + 3])]
+        for p in reversed(batch):
+            index.add(p)
+        index.add(batch[0])   # a repeat: same-article or re-added, never a wrong id
+    held: dict[str, int] = {}
+    for story in index._stories.values():
+        exact: dict[str, int] = {}
+        for member in story.members.values():
+            ids, weights = member.profile()
+            for tid, w in zip(ids.tolist(), weights.tolist(), strict=True):
+                term = index._vocab.terms[tid]
+                assert term and index._vocab.ids[term] == tid
+                held[term] = held.get(term, 0) + 1
+                exact[term] = exact.get(term, 0) + w
+        assert story.term_sums(index._vocab) == exact
+    assert {t: int(index._vocab.refs[i]) for t, i in index._vocab.ids.items()} == held

@@ -174,6 +174,22 @@ def test_digit_led_patterns_match_as_their_plain_forms(
     assert found(fast) == found(plain)
 
 
+@pytest.mark.parametrize(("fast", "unicode"), [
+    (particulars_module._NUMBER_RE_ASCII, particulars_module._NUMBER_RE),
+    (dates_module._CLOCK_ASCII, dates_module._CLOCK),
+    (dates_module._NUMERIC_ASCII, dates_module._NUMERIC),
+])
+@settings(max_examples=400, deadline=None)
+@given(text=st.text(alphabet="0123456789 ,.:-/aApPmMhrsGTUC_x\n\x1c", max_size=40))
+def test_ascii_digit_patterns_match_as_the_unicode_ones_on_ascii_text(
+        fast: re.Pattern[str], unicode: re.Pattern[str], text: str) -> None:
+    # ASCII text is read with [0-9] for \d (a faster scan); on it nothing may differ.
+    def found(p: re.Pattern[str]) -> list[tuple[tuple[int, int], tuple[str | None, ...]]]:
+        return [(m.span(), m.groups()) for m in p.finditer(text)]
+
+    assert found(fast) == found(unicode)
+
+
 def test_interned_marks_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(particulars_module, "MAX_INTERNED", 10)
     particulars_module._MARKS.clear()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from monitor.stories.stopwords import guess_language, stop_words_for
 from monitor.stories.text import ENTITY_BOOST, extract, s_stem
 
@@ -92,3 +95,16 @@ def test_tokenizer_matches_the_plain_backtracking_pattern() -> None:
         ["leaders", "met", "officials", "spoke", "with", "breuer", "in", "u.s", "army", "s",
          "base"],
         {"breuer", "u.s"})   # "Army" follows a full stop: maybe a sentence start
+
+
+_ASCIIISH = "aZ09 _.-'s,;:!?\"()\n\t\x1c\x1f"
+
+
+@settings(max_examples=400, deadline=None)
+@given(s=st.text(alphabet=_ASCIIISH, max_size=40))
+def test_ascii_tokenizer_matches_the_unicode_one_on_ascii_text(s: str) -> None:
+    # ASCII text is tokenized with plain ranges for the word classes (faster); on it
+    # the matches must be exactly those of the Unicode pattern.
+    from monitor.stories import text
+
+    assert text._GAP_TOKEN_ASCII.findall(s) == text._GAP_TOKEN.findall(s)

@@ -54,9 +54,10 @@ Memory per member is what the daemon's RSS is made of, so the layout is compact:
 profile terms get integer ids from one vocabulary (reference-counted per member,
 recycled at zero, id 0 never given); a story's sums are two uint32 arrays (term ids
 ascending, sums); a member keeps its ids and weights in one bytes object and its
-df-table buckets in 3 bytes each; a posting or an LSH bucket holds a bare key until
-a second one lands in it. Ids never decide anything: every ranking is by sum, then
-by term.
+df-table buckets in 3 bytes each; an LSH bucket holds a bare key until a second one
+lands in it; a posting (by term id) is the packed slot numbers of its stories, a story
+alone sharing its own 4-byte object. Ids and slots never decide anything: every ranking
+is by sum, then by term, and ties between stories go to the larger story id.
 
 Cost, measured (``bench/stories.py``, docs/STORIES.md): removing an expired member
 costs about as much as adding one (document frequencies of its 192 first terms,
@@ -71,12 +72,12 @@ import hashlib
 import heapq
 import math
 import operator
-import zlib
+import struct
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain, compress, repeat
+from itertools import compress, repeat
 from typing import Literal
 
 import numpy as np
@@ -87,7 +88,7 @@ from monitor.store.base import StoryMember
 from monitor.stories import fingerprint
 from monitor.stories.features import SCALE, Features
 from monitor.stories.particulars import evidence
-from monitor.stories.text import extract
+from monitor.stories.text import extract, term_hash
 
 Method = Literal["new", "same-article", "near-duplicate", "similar"]
 
@@ -95,12 +96,6 @@ QUERY_TERMS = 20
 INDEXED_TERMS = 16
 MAX_DF_TERMS = 192
 SHARED_SHOWN = 8
-# Memo of term -> CRC32, emptied when full. It outlives the window (the daemon runs for
-# months and meets new names and numbers every day), so it needs its own bound: ~120 bytes
-# an entry with its string, so 100k entries is ~12 MB (500k was ~60 MB). A working
-# vocabulary larger than the bound costs ~5-7 % (measured with the bound at 0.6x it);
-# the daemon's window (~7.5k members) and bench/stories.py's (~54k terms) fit.
-TERM_CACHE_MAX = 100_000
 # 1M buckets x 4 bytes = 4 MB, whatever the window. At a 100k window (~300k distinct
 # terms) about a quarter of the terms share a bucket, mostly with another rare term:
 # such a term looks a few per cent commoner. ECB+ and UCI decisions are the same as with
@@ -214,20 +209,6 @@ def _count(df: npt.NDArray[np.uint32], buckets: npt.NDArray[np.uint32],
         df[buckets] -= counts
 
 
-class _TermHashes(dict[str, int]):
-    """CRC32 of a term (stable across processes, unlike ``hash``), memoized.
-
-    Pure memoization, emptied when it grows past ``TERM_CACHE_MAX``; a miss is
-    computed by ``__missing__``, so ``map(cache.__getitem__, terms)`` runs in C.
-    """
-
-    def __missing__(self, term: str) -> int:
-        if len(self) > TERM_CACHE_MAX:
-            self.clear()
-        h = self[term] = zlib.crc32(term.encode("utf-8"))
-        return h
-
-
 def _distinct(values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
     """``values`` sorted, without repeats (a sort and a compare; CRC32s of distinct terms
     almost never repeat, and ``np.unique`` costs 5x more)."""
@@ -248,7 +229,7 @@ class _Vocabulary:
     (``UNKNOWN``) is never given: it stands for a term no member holds.
     """
 
-    __slots__ = ("free", "ids", "refs", "terms")
+    __slots__ = ("changes", "free", "ids", "refs", "terms")
 
     UNKNOWN = 0
 
@@ -257,27 +238,46 @@ class _Vocabulary:
         self.terms: list[str] = [""]            # by id; "" for a free id (and for 0)
         self.refs: npt.NDArray[np.int32] = np.zeros(1024, dtype=np.int32)
         self.free: list[int] = []
+        self.changes = 0   # ids given or forgotten so far: ids looked up before still hold
+                           # while this has not moved
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, terms: Sequence[str]) -> npt.NDArray[np.uint32]:
-        """The ids of ``terms`` (distinct), new ones for unknown terms; one reference each."""
-        ids = self.ids
-        known = list(map(ids.get, terms))
-        if None in known:   # ids are >= 1: only a missing one is falsy
-            for t in compress(terms, map(operator.not_, known)):
-                if self.free:
-                    tid = self.free.pop()
-                    self.terms[tid] = t
-                else:
-                    tid = len(self.terms)
-                    self.terms.append(t)
-                    if tid >= len(self.refs):
-                        self.refs = np.concatenate((self.refs, np.zeros_like(self.refs)))
-                ids[t] = tid
-            known = list(map(ids.__getitem__, terms))
-        got = np.array(known, dtype=np.uint32)
+    def _give(self, term: str) -> int:
+        """A new id for ``term`` (a free one first)."""
+        if self.free:
+            tid = self.free.pop()
+            self.terms[tid] = term
+        else:
+            tid = len(self.terms)
+            self.terms.append(term)
+            if tid >= len(self.refs):
+                self.refs = np.concatenate((self.refs, np.zeros_like(self.refs)))
+        self.ids[term] = tid
+        self.changes += 1
+        return tid
+
+    def take(self, terms: Sequence[str],
+             looked_up: npt.NDArray[np.intp] | None = None) -> npt.NDArray[np.uint32]:
+        """The ids of ``terms`` (distinct), new ones for unknown terms; one reference each.
+
+        ``looked_up``: the ids of ``terms`` as found since the last change (``changes``),
+        ``UNKNOWN`` where there was none; only those then get a lookup (a placed article
+        is looked up when placed, ``StoryIndex._load_query``, and added right after).
+        """
+        if looked_up is not None:
+            got = looked_up.astype(np.uint32)
+            if not got.all():
+                for i in np.flatnonzero(got == _Vocabulary.UNKNOWN).tolist():
+                    got[i] = self._give(terms[i])
+        else:
+            known = list(map(self.ids.get, terms))
+            if None in known:   # ids are >= 1: only a missing one is falsy
+                for t in compress(terms, map(operator.not_, known)):
+                    self._give(t)
+                known = list(map(self.ids.__getitem__, terms))
+            got = np.array(known, dtype=np.uint32)
         self.refs[got] += 1
         return got
 
@@ -291,6 +291,7 @@ class _Vocabulary:
                 del self.ids[self.terms[tid]]
                 self.terms[tid] = ""
             self.free.extend(gone.tolist())
+            self.changes += 1
 
 
 class _Member:
@@ -335,10 +336,14 @@ _WIDE_AT = 65_536
 
 class _Story:
     __slots__ = ("cut", "first_seen", "id", "ids", "indexed", "kinds", "last_seen", "marks",
-                 "members", "norm", "sums")
+                 "members", "norm", "slot", "slot_key", "sums")
 
-    def __init__(self, story_id: str, seen_at: datetime) -> None:
+    def __init__(self, story_id: str, seen_at: datetime, slot: int) -> None:
         self.id = story_id
+        # Its number in the postings (``_Postings``) and that number as the 4 bytes a
+        # posting holds; a posting of this story alone is this very object.
+        self.slot = slot
+        self.slot_key = _SLOT.pack(slot)
         self.members: dict[str, _Member] = {}
         # The sum of its members' weights for each term id in ``ids`` (ascending, all > 0).
         self.ids: npt.NDArray[np.uint32] = np.zeros(0, dtype=np.uint32)
@@ -347,7 +352,8 @@ class _Story:
         # ``story_terms`` strongest, ties included), divided by ``norm``.
         self.cut = 0
         self.norm = 1.0
-        self.indexed: tuple[str, ...] = ()
+        # the ids of its INDEXED_TERMS strongest terms (uint32: 4 bytes a term, not an int object)
+        self.indexed: array[int] = array("I")
         self.marks: dict[str, int] = {}    # members holding each particular
         self.kinds: dict[str, int] = {}    # members mentioning each kind of particular
         self.first_seen = seen_at
@@ -381,10 +387,76 @@ class _Story:
             self.ids = self.ids[keep]
             self.sums = sums[keep]
 
+    def indexed_terms(self, vocab: _Vocabulary) -> tuple[str, ...]:
+        """Its indexed terms, strongest first (for tests and inspection)."""
+        return tuple(map(vocab.terms.__getitem__, self.indexed))
+
     def term_sums(self, vocab: _Vocabulary) -> dict[str, int]:
         """Term -> sum (for tests and inspection)."""
         return dict(zip(map(vocab.terms.__getitem__, self.ids.tolist()), self.sums.tolist(),
                         strict=True))
+
+
+_SLOT = struct.Struct("<I")
+
+
+class _Postings:
+    """Indexed term id -> the stories indexing it, as their slot numbers packed in bytes.
+
+    Finding candidates joins the article's postings end to end and looks for slots
+    that occur twice (``StoryIndex._candidates``): with bytes that is one
+    ``bytes.join`` and a sort of a uint32 array in C, where sets of story-id strings
+    had every id touched, reference-counted and compared as a string (a cache miss
+    each at a 100k window). A posting of one story is that story's own ``slot_key``
+    (no object of its own, like the bare story id before); a slot is in a posting at
+    most once. Slots are recycled when their story goes; nothing is decided by them:
+    votes are sums of weights and ties go to the larger story id, as before.
+    Postings are a list indexed by term id (``_Vocabulary``), not a dict keyed by the
+    term: no hashing or string compare per query term. An indexed term always has an
+    id, since some member of the story holds it.
+    """
+
+    __slots__ = ("by_term", "free", "keys", "sids")
+
+    def __init__(self) -> None:
+        self.by_term: list[bytes | None] = []
+        self.sids: list[str] = []          # story id by slot ("" for a free slot)
+        self.keys: list[bytes] = []        # packed slot by slot
+        self.free: list[int] = []
+
+    def new_slot(self, story_id: str) -> int:
+        if self.free:
+            slot = self.free.pop()
+            self.sids[slot] = story_id
+        else:
+            slot = len(self.sids)
+            self.sids.append(story_id)
+            self.keys.append(_SLOT.pack(slot))
+        return slot
+
+    def free_slot(self, slot: int) -> None:
+        self.sids[slot] = ""
+        self.free.append(slot)
+
+    def hold(self, term: int, story: _Story) -> None:
+        by_term = self.by_term
+        if term >= len(by_term):
+            by_term.extend([None] * (term + 1024 - len(by_term)))
+        held = by_term[term]
+        by_term[term] = story.slot_key if held is None else held + story.slot_key
+
+    def release(self, term: int, story: _Story) -> None:
+        held = self.by_term[term] if term < len(self.by_term) else None
+        if held is None:
+            return
+        if len(held) == 4:
+            if held == story.slot_key:
+                self.by_term[term] = None
+            return
+        slots = array("I", held)
+        slots.remove(story.slot)
+        # back to the shared object when one story is left
+        self.by_term[term] = self.keys[slots[0]] if len(slots) == 1 else slots.tobytes()
 
 
 class StoryIndex:
@@ -399,16 +471,21 @@ class StoryIndex:
         # bucket only makes a term look a little commoner than it is.
         self._df: npt.NDArray[np.uint32] = np.zeros(1 << DF_BITS, dtype=np.uint32)
         self._docs = 0
-        # indexed term -> the stories indexing it: a bare story id while there is one
-        # (most terms; a set costs ~200 bytes), a set from two on (``fingerprint.hold``)
-        self._postings: dict[str, str | set[str]] = {}
+        # indexed term -> the slots of the stories indexing it (``_Postings``)
+        self._postings = _Postings()
         self._lsh = fingerprint.LSHIndex()
         self._expiry: list[tuple[datetime, str]] = []
         self.restore_skipped = 0
-        self._hashes = _TermHashes()
         self._vocab = _Vocabulary()
-        # Scratch for scoring: the article's weight by term id, zero elsewhere.
+        # Scratch for scoring: the article's weight by term id, zero elsewhere; the
+        # ids of its QUERY_TERMS strongest terms (0: a term no member holds).
         self._query: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._query_ids: list[int] = []
+        # the article's weights at each story scored by the current place() (``_scores``)
+        self._scored: dict[str, npt.NDArray[np.int64]] = {}
+        # the last query's terms, their ids and the vocabulary's ``changes`` then:
+        # ``add`` reuses the ids when nothing changed in between
+        self._looked_up: tuple[tuple[str, ...], npt.NDArray[np.intp], int] | None = None
 
     # -- queries -------------------------------------------------------------
     def __len__(self) -> int:
@@ -432,9 +509,9 @@ class StoryIndex:
                      article.language)
         terms_all = list(tf.weights)
         n_terms = len(terms_all)
-        # memoized CRC32s, looked up in C
-        hashes = np.fromiter(map(self._hashes.__getitem__, terms_all), dtype=np.uint32,
-                             count=n_terms)
+        # CRC32s of the terms, from the word memo (``text.term_hash``)
+        hashes = (np.frombuffer(tf.hashes, dtype=np.uint32) if len(tf.hashes) == n_terms
+                  else np.fromiter(map(term_hash, terms_all), dtype=np.uint32, count=n_terms))
         buckets = hashes & np.uint32(DF_MASK)
         # weight x smoothed IDF, ln((N + 1) / (df + 1)) + 1
         idf = (math.log(self._docs + 1) + 1.0) - np.log1p(self._df[buckets])
@@ -467,6 +544,7 @@ class StoryIndex:
             return self._decide(feats, now)
         finally:
             self._query[loaded] = 0
+            self._scored = {}
 
     def _load_query(self, feats: Features) -> npt.NDArray[np.intp]:
         """Spread the article's weights over the scratch vector by term id; the ids set.
@@ -479,6 +557,8 @@ class StoryIndex:
             self._query = np.zeros(len(self._vocab.refs), dtype=np.int64)
         self._query[tids] = feats.weights
         self._query[_Vocabulary.UNKNOWN] = 0
+        self._query_ids = tids[:QUERY_TERMS].tolist()
+        self._looked_up = (feats.terms, tids, self._vocab.changes)
         return tids
 
     def _decide(self, feats: Features, now: datetime) -> Placement:
@@ -518,21 +598,36 @@ class StoryIndex:
         ``QUERY_TERMS`` strongest count; their vote is the article's weight summed over
         the shared ones (ties: the larger story id). A story is in a posting at most
         once, so the stories sharing two terms are those found twice: the postings'
-        story ids are laid end to end and sorted, and a repeat is an id equal to the
-        one before it, all in C. At a 100k window an article meets ~180 story ids in
-        its postings (~5 per posting) and keeps about two of them.
+        slots (``_Postings``) are joined end to end as one uint32 array and sorted, and
+        a repeat is a slot equal to the one before it, all in C with no object per
+        story met. At a 100k window an article meets ~180 slots in its postings (~5
+        per posting) and keeps about two of them, so only those two are voted on.
         """
-        held = map(self._postings.get, feats.terms[:QUERY_TERMS])
-        query = [(posting if isinstance(posting, set) else (posting,), w)
-                 for posting, w in zip(held, feats.weights[:QUERY_TERMS], strict=True)
-                 if posting is not None]
-        found = list(chain.from_iterable([posting for posting, _ in query]))
+        by_term = self._postings.by_term
+        known = len(by_term)
+        blobs: list[bytes] = []
+        votes_by: list[int] = []
+        for tid, w in zip(self._query_ids, feats.weights[:QUERY_TERMS], strict=True):
+            held = by_term[tid] if tid < known else None   # id 0 is never held
+            if held is not None:
+                blobs.append(held)
+                votes_by.append(w)
+        if not blobs:
+            return []
+        found = np.frombuffer(b"".join(blobs), dtype=np.uint32)
         if min(self.config.min_shared_terms, 2) == 2:
-            found.sort()
-            eligible = set(compress(found[1:], map(operator.eq, found, found[1:])))
+            ordered = np.sort(found)
+            repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+            if not len(repeats):
+                return []
+            eligible = set(repeats.tolist())   # a few; np.unique costs ~10 us more
         else:
-            eligible = set(found)
-        votes = [(sum([w for posting, w in query if sid in posting]), sid) for sid in eligible]
+            eligible = set(found.tolist())
+        # each found slot's vote: the weight of the query term whose posting held it
+        weight_of = np.repeat(np.array(votes_by, dtype=np.int64),
+                              [len(b) >> 2 for b in blobs])
+        sids = self._postings.sids
+        votes = [(int(weight_of[found == slot].sum()), sids[slot]) for slot in eligible]
         return [sid for _, sid in heapq.nlargest(self.config.candidates, votes)]
 
     def _weights_in(self, story: _Story) -> npt.NDArray[np.int64]:
@@ -556,8 +651,9 @@ class StoryIndex:
         a gather at its ids and one integer product, all in C.
         """
         out = []
+        scored = self._scored = {}
         for story in stories:
-            weights = self._weights_in(story)
+            weights = scored[story.id] = self._weights_in(story)
             dot = int(weights @ story.sums)
             agree, conflict = evidence(feats.marks, story.marks, story.kinds, AGREE_SHARE)
             sim = (dot / (SCALE * story.norm) + self.config.agree_bonus * agree
@@ -570,7 +666,9 @@ class StoryIndex:
         story = self._stories.get(story_id)
         if story is None:
             return ()
-        weights = self._weights_in(story)
+        weights = self._scored.get(story_id)   # this place()'s scoring had them
+        if weights is None:
+            weights = self._weights_in(story)
         shared = weights.nonzero()[0]
         if not len(shared):
             return ()
@@ -605,8 +703,15 @@ class StoryIndex:
             self._remove_member(feats.key)
         story = self._stories.get(feats.story_id)
         if story is None:
-            story = self._stories[feats.story_id] = _Story(feats.story_id, feats.seen_at)
-        tids = self._vocab.take(feats.terms)
+            story = self._stories[feats.story_id] = _Story(
+                feats.story_id, feats.seen_at, self._postings.new_slot(feats.story_id))
+        looked_up = self._looked_up
+        if (looked_up is not None and looked_up[0] is feats.terms
+                and looked_up[2] == self._vocab.changes):
+            tids = self._vocab.take(feats.terms, looked_up[1])
+        else:
+            tids = self._vocab.take(feats.terms)
+        self._looked_up = None
         story.join(tids, np.frombuffer(feats.weights, dtype=np.uint16))
         buckets, counts = _buckets(feats.df_hashes)
         member = _Member(feats, tids, buckets, counts)
@@ -645,21 +750,22 @@ class StoryIndex:
         story.cut = cut
         story.norm = math.hypot(*vals) or 1.0
         if not vals:
-            indexed: tuple[str, ...] = ()
+            indexed = array("I")
         else:
             floor = vals[min(INDEXED_TERMS, len(vals)) - 1]
             top = sums >= floor
-            terms = self._vocab.terms
-            head = sorted(zip(sums[top].tolist(), map(terms.__getitem__, story.ids[top].tolist()),
+            ids: list[int] = story.ids[top].tolist()
+            # by sum, then by term (distinct within a story: the id never decides)
+            head = sorted(zip(sums[top].tolist(), map(self._vocab.terms.__getitem__, ids), ids,
                               strict=True), reverse=True)
-            indexed = tuple([t for _, t in head[:INDEXED_TERMS]])
+            indexed = array("I", [tid for _, _, tid in head[:INDEXED_TERMS]])
         old, new = set(story.indexed), set(indexed)
         story.indexed = indexed
         postings = self._postings
         for t in old - new:
-            fingerprint.release(postings, t, story.id)
+            postings.release(t, story)
         for t in new - old:
-            fingerprint.hold(postings, t, story.id)
+            postings.hold(t, story)
 
     def _remove_member(self, key: str) -> bool:
         """Forget one member; True when its story went with it."""
@@ -677,7 +783,8 @@ class StoryIndex:
         self._vocab.release(ids)
         if not story.members:
             for t in story.indexed:
-                fingerprint.release(self._postings, t, sid)
+                self._postings.release(t, story)
+            self._postings.free_slot(story.slot)
             del self._stories[sid]
             return True
         _decrement(story.marks, member.marks)

@@ -58,6 +58,10 @@ _CLOCK_TAIL = (r"(?:\s*:\s*\d\d(?:\s*:\s*\d\d)?(?:\s*[aApP]\.?\s*[mM]\b\.?)?"
                r"|(?:\s*\.\s*\d\d)?\s*[aApP]\.?\s*[mM]\b\.?|\s*(?:hrs|GMT|UTC)\b)")
 CLOCK_PLAIN = r"\d{1,4}" + _CLOCK_TAIL
 _CLOCK = re.compile(r"\d\d{0,3}" + _CLOCK_TAIL)
+# For ASCII text: the same patterns with ``[0-9]`` for ``\d`` (same matches there; ``re``
+# skips ahead to a range faster than to a Unicode digit, see ``text.ascii_form``).
+_NUMERIC_ASCII = re.compile(_NUMERIC.pattern.replace(r"\d", "[0-9]"))
+_CLOCK_ASCII = re.compile(_CLOCK.pattern.replace(r"\d", "[0-9]"))
 
 
 def _starts_word(text: str, start: int) -> bool:
@@ -102,7 +106,7 @@ def find_dates(text: str, months: dict[str, int]) -> list[Found]:
             month = month_of(m.group(2))
             if month is not None and _starts_word(text, m.start()):
                 found.append((m.span(), int(m.group(3) or 0), month, int(m.group(1))))
-    for m in _NUMERIC.finditer(text):
+    for m in (_NUMERIC_ASCII if text.isascii() else _NUMERIC).finditer(text):
         if not _starts_word(text, m.start()):
             continue
         first, sep, second, last = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
@@ -134,7 +138,7 @@ def find_dates(text: str, months: dict[str, int]) -> list[Found]:
 def clock_spans(text: str) -> list[Span]:
     """Where clock times are written (``19:04``, ``9.25 a.m.``, ``1100 hrs``)."""
     spans = []
-    for m in _CLOCK.finditer(text):
+    for m in (_CLOCK_ASCII if text.isascii() else _CLOCK).finditer(text):
         found = m.group()
         digits = len(found) - len(found.lstrip("0123456789"))
         tail = found[digits:].lstrip()[:1].lower()

@@ -76,6 +76,7 @@ _MONTH = {w: f"m{i + 1}" for i, names in enumerate(_MONTHS) for w in names.split
 # capitalised somewhere, because "may", "march" and "sept" are also ordinary words.
 _WEEKDAY_WORDS = frozenset(_WEEKDAY)
 _MONTH_WORDS = frozenset(_MONTH)
+_CALENDAR_WORDS = _WEEKDAY_WORDS | _MONTH_WORDS
 MONTH_NUMBERS = {w: int(m[1:]) for w, m in _MONTH.items()}
 
 
@@ -100,6 +101,8 @@ _NEAR: dict[str, tuple[str, ...]] = {
 _WORD_RE = re.compile(r"[^\W\d_]+")
 NUMBER_PLAIN = r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w]|[.,]\d)"
 _NUMBER_RE = re.compile(r"(\d(?<![\w.,]\d)(?:\d{0,2}(?:,\d{3})+|\d*(?:\.\d+)?))(?![\w]|[.,]\d)")
+# the same for ASCII text, ``[0-9]`` for ``\d`` (same matches there, a faster scan)
+_NUMBER_RE_ASCII = re.compile(_NUMBER_RE.pattern.replace(r"\d", "[0-9]"))
 
 
 def _intern(mark: str) -> str:
@@ -136,7 +139,10 @@ def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
         words = {w.casefold() for w in _WORD_RE.findall(text)}
     marks: set[str] = set()
     spans = clock_spans(text)
-    present = {w: MONTH_NUMBERS[w] for w in words & _MONTH_WORDS}
+    # one pass over the article's words finds its weekday and month names together
+    found = words & _CALENDAR_WORDS
+    months = found & _MONTH_WORDS
+    present = {w: MONTH_NUMBERS[w] for w in months}
     for span, year, month, day in find_dates(text, present):
         spans.append(span)
         marks.add(_date_mark(month, day))
@@ -150,9 +156,10 @@ def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
                 pieces += [text[at:start], " " * (end - start)]
                 at = end
         text_for_counts = "".join(pieces) + text[at:]
-    marks.update(_number_mark(n) for n in _NUMBER_RE.findall(text_for_counts))
-    marks.update(_WEEKDAY[w] for w in words & _WEEKDAY_WORDS)
-    for w in words & _MONTH_WORDS:
+    numbers = _NUMBER_RE_ASCII if text.isascii() else _NUMBER_RE
+    marks.update(_number_mark(n) for n in numbers.findall(text_for_counts))
+    marks.update(_WEEKDAY[w] for w in found & _WEEKDAY_WORDS)
+    for w in months:
         if re.search(r"\b" + w.capitalize() + r"\b", text):
             marks.add(_MONTH[w])
     return tuple(sorted(map(_intern, marks)))
