@@ -460,3 +460,99 @@ def test_term_ids_stay_right_when_placements_are_added_out_of_order() -> None:
                 exact[term] = exact.get(term, 0) + w
         assert story.term_sums(index._vocab) == exact
     assert {t: int(index._vocab.refs[i]) for t, i in index._vocab.ids.items()} == held
+
+
+def _state(index: StoryIndex) -> dict[str, object]:
+    """Everything that can decide a placement, without ids, slots or orders that cannot."""
+    vocab = index._vocab
+    postings: dict[str, set[str]] = {}
+    for tid, held in enumerate(index._postings.by_term):
+        if held is not None:
+            slots = np.frombuffer(held, dtype=np.uint32).tolist()
+            postings[vocab.terms[tid]] = {index._postings.sids[s] for s in slots}
+    lsh = [{band: {held} if isinstance(held, str) else set(held) for band, held in table.items()}
+           for table in index._lsh._tables]
+    stories = {sid: (s.term_sums(vocab), s.cut, s.norm, s.indexed_terms(vocab), s.first_seen,
+                     s.last_seen, s.marks, s.kinds, sorted(s.members))
+               for sid, s in index._stories.items()}
+    return {"df": index._df.tolist(), "docs": index._docs, "members": dict(index._member_story),
+            "stories": stories, "postings": postings, "lsh": lsh,
+            "sigs": sorted(index._lsh._sigs),
+            "vocab": {t: int(vocab.refs[i]) for t, i in vocab.ids.items()},
+            "free_refs": [int(vocab.refs[i]) for i in vocab.free]}
+
+
+def test_batched_expiry_ends_where_one_by_one_removal_does() -> None:
+    """``expire`` removes a batch at once (``_remove_many``); the result must be the state
+    that removing the same members one by one leaves, and the decisions after it the same."""
+    import copy
+    import random
+
+    rng = random.Random(11)
+    vocab = [f"w{i}" for i in range(520)]
+    names = [f"Name{i}" for i in range(80)]
+    index = StoryIndex(StoryConfig(window=timedelta(days=30), join_threshold=0.2))
+    arts = []
+    for n in range(260):
+        topic = n // 12 + rng.randrange(3)   # topics come and go: some stories end early
+        words = rng.sample(vocab[topic * 20:topic * 20 + 40], 25) + rng.sample(vocab, 10)
+        words += [names[topic * 3 + k] for k in range(3)]
+        words.append(f"{2000 + topic} March {n % 28 + 1}")
+        arts.append(Article(key=f"k{n}", url="", title="", content=" ".join(words) + ".",
+                            language="en"))
+    for n, art in enumerate(arts[:200]):
+        p = index.place(art, T0 + timedelta(minutes=n))
+        index.add(p)
+        if n % 9 == 4:   # taken out and added again: a stale heap entry, then a fresh one
+            index.remove(p.article_key)
+            index.add(index.place(art, T0 + timedelta(minutes=n)))
+        if n % 13 == 6:   # re-added later: its older heap entry must not remove it
+            index.remove(f"k{n - 3}")
+            index.add(index.place(arts[n - 3], T0 + timedelta(minutes=n)))
+    one_by_one = copy.deepcopy(index)
+    cut = T0 + timedelta(minutes=120)
+    due = sorted((m.seen_at, k) for st in one_by_one._stories.values()
+                 for k, m in st.members.items() if m.seen_at < cut)
+    gone = sum(one_by_one._remove_member(k) for _, k in due)
+    assert len(due) > 100 and gone >= 5
+    partly = {one_by_one.story_of(k) for st in index._stories.values()
+              for k, m in st.members.items() if m.seen_at >= cut}
+    assert any(len(index._stories[sid].members) > len(one_by_one._stories[sid].members) + 1
+               for sid in partly if sid is not None)   # stories that lost several members
+    assert index.expire(cut) == gone
+    assert _state(index) == _state(one_by_one)
+    for n, art in enumerate(arts[200:], start=200):
+        a = index.place(art, T0 + timedelta(minutes=n))
+        b = one_by_one.place(art, T0 + timedelta(minutes=n))
+        assert (a.story_id, a.method, a.similarity, a.shared_terms, a.features) == \
+            (b.story_id, b.method, b.similarity, b.shared_terms, b.features)
+        index.add(a)
+        one_by_one.add(b)
+
+
+def test_add_expires_in_batches_within_the_slack() -> None:
+    """Members may outstay the window by ``expire_slack`` x window, then go all at once;
+    with a slack of 0 each goes as soon as it leaves the window."""
+    lax = StoryIndex(StoryConfig(window=timedelta(hours=1), expire_slack=0.1))   # 6 min
+    exact = StoryIndex(StoryConfig(window=timedelta(hours=1), expire_slack=0.0))
+    arts = [load("seed_paris_a.txt"), load("jeddah_a.txt"), load("quake_tonga_a.txt"),
+            load("quake_myanmar_a.txt")]
+    for index in (lax, exact):
+        feed(index, arts[:2], step=timedelta(minutes=2))   # T0, T0 + 2 min
+    feed(lax, arts[2:3], start=T0 + timedelta(hours=1, minutes=5))
+    feed(exact, arts[2:3], start=T0 + timedelta(hours=1, minutes=1))
+    assert lax.members == 3          # 5 min past the window: within the slack
+    assert exact.members == 2        # the first went as soon as it left the window
+    feed(lax, arts[3:], start=T0 + timedelta(hours=1, minutes=9))
+    assert lax.members == 2          # 9 min past: both past the window went in one batch
+    assert lax.story_of("seed_paris_a.txt") is None and lax.story_of("jeddah_a.txt") is None
+    # expire() is exact whatever the slack
+    assert lax.expire(T0 + timedelta(hours=1, minutes=5, seconds=1)) == 1
+    assert lax.members == 1
+
+
+def test_expire_slack_is_checked() -> None:
+    with pytest.raises(ValueError, match="expire_slack"):
+        StoryConfig(expire_slack=-0.01)
+    with pytest.raises(ValueError, match="expire_slack"):
+        StoryConfig(expire_slack=1.0)

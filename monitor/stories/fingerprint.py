@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib
 import zlib
 from array import array
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -158,6 +158,26 @@ class LSHIndex:
             return
         for buckets, band in zip(self._tables, _bands(sig), strict=True):
             release(buckets, band, key)
+
+    def remove_many(self, keys: Iterable[str]) -> None:
+        """``remove`` for many keys: all their bands in one numpy call, then table by table."""
+        sigs = self._sigs
+        gone = [(key, sig) for key in keys if (sig := sigs.pop(key, None)) is not None]
+        if not gone:
+            return
+        halves = np.frombuffer(b"".join([sig for _, sig in gone]),
+                               dtype=np.uint64).reshape(len(gone), -1)
+        bands = (halves[:, 0::2] ^ (halves[:, 1::2] * _MIX)) & _KEY_MASK
+        names = [key for key, _ in gone]
+        for buckets, column in zip(self._tables, bands.T.tolist(), strict=True):
+            for band, key in zip(column, names, strict=True):
+                held = buckets.get(band)
+                if held == key:   # most buckets hold one key
+                    del buckets[band]
+                elif held is not None and not isinstance(held, str):
+                    held.discard(key)
+                    if len(held) == 1:
+                        buckets[band] = next(iter(held))
 
     def best(self, sig: bytes) -> tuple[str, float] | None:
         """The stored member most similar to ``sig`` among LSH candidates (ties: smallest key)."""
