@@ -297,26 +297,21 @@ class _Vocabulary:
         self.refs[got] += 1
         return got
 
-    def release(self, tids: npt.NDArray[np.uint32]) -> None:
-        """Drop one reference to each of ``tids`` (distinct); forget the terms left with none."""
-        refs = self.refs
-        refs[tids] -= 1
-        gone = tids[refs[tids] == 0]
-        if len(gone):
-            for tid in gone.tolist():
-                del self.ids[self.terms[tid]]
-                self.terms[tid] = ""
-            self.free.extend(gone.tolist())
-            self.changes += 1
+    def release(self, tids: npt.NDArray[np.uint32], repeats: bool = False) -> None:
+        """Drop one reference to each of ``tids``; forget the terms left with none.
 
-    def release_many(self, tids: npt.NDArray[np.uint32]) -> None:
-        """``release`` for many members at once: ``tids`` is their ids end to end (repeats
-        across members). One unbuffered subtract in C instead of one call per member."""
+        ``repeats``: the ids of several members end to end, so an id may occur more
+        than once (one unbuffered subtract in C instead of one call per member).
+        """
         refs = self.refs
-        np.subtract.at(refs, tids, 1)
+        if repeats:
+            np.subtract.at(refs, tids, 1)
+        else:
+            refs[tids] -= 1
         gone = tids[refs[tids] == 0]
         if len(gone):
-            gone = np.unique(gone)
+            if repeats:
+                gone = np.unique(gone)
             for tid in gone.tolist():
                 del self.ids[self.terms[tid]]
                 self.terms[tid] = ""
@@ -829,21 +824,31 @@ class StoryIndex:
         ids, weights = member.profile()
         self._vocab.release(ids)
         if not story.members:
-            for t in story.indexed:
-                self._postings.release(t, story)
-            self._postings.free_slot(story.slot)
-            del self._stories[sid]
+            self._drop_story(story)
             return True
-        _decrement(story.marks, member.marks)
-        _decrement(story.kinds, {m[0] for m in member.marks})
         story.leave(ids, weights)
+        self._left(story, (member,))
+        return False
+
+    def _drop_story(self, story: _Story) -> None:
+        """Forget a story whose last member left, with its postings and slot."""
+        for t in story.indexed:
+            self._postings.release(t, story)
+        self._postings.free_slot(story.slot)
+        del self._stories[story.id]
+
+    def _left(self, story: _Story, leaving: Sequence[_Member]) -> None:
+        """The story's particulars and time bounds without ``leaving`` (whose profiles
+        have left its sums), then its profile refresh."""
+        for m in leaving:
+            _decrement(story.marks, m.marks)
+            _decrement(story.kinds, {mark[0] for mark in m.marks})
         # members leave oldest first: only a bound that left needs the scan
-        if member.seen_at <= story.first_seen:
+        if min(m.seen_at for m in leaving) <= story.first_seen:
             story.first_seen = min(m.seen_at for m in story.members.values())
-        if member.seen_at >= story.last_seen:
+        if max(m.seen_at for m in leaving) >= story.last_seen:
             story.last_seen = max(m.seen_at for m in story.members.values())
         self._refresh(story)
-        return False
 
     def remove(self, article_key: str) -> bool:
         """Take a member back out, as if it had never been added; True when its story went too.
@@ -902,35 +907,25 @@ class StoryIndex:
         self._docs -= len(members)
         self._lsh.remove_many(due)
         # a member's terms are 4 bytes an id, then 2 a weight: the ids of all, end to end
-        self._vocab.release_many(np.frombuffer(
-            b"".join([m.terms[:len(m.terms) // 6 * 4] for m in members]), dtype=np.uint32))
-        postings = self._postings
+        self._vocab.release(np.frombuffer(
+            b"".join([m.terms[:len(m.terms) // 6 * 4] for m in members]), dtype=np.uint32),
+            repeats=True)
         dropped = 0
         for sid, leaving in by_story.items():
             story = stories[sid]
             for m in leaving:
                 del story.members[m.key]
             if not story.members:
-                for t in story.indexed:
-                    postings.release(t, story)
-                postings.free_slot(story.slot)
-                del stories[sid]
+                self._drop_story(story)
                 dropped += 1
                 continue
-            for m in leaving:
-                _decrement(story.marks, m.marks)
-                _decrement(story.kinds, {mark[0] for mark in m.marks})
             if len(leaving) == 1:
                 story.leave(*leaving[0].profile())
             else:
                 profiles = [m.profile() for m in leaving]
                 story.leave(np.concatenate([ids for ids, _ in profiles]),
                             np.concatenate([w for _, w in profiles]), repeats=True)
-            if min(m.seen_at for m in leaving) <= story.first_seen:
-                story.first_seen = min(m.seen_at for m in story.members.values())
-            if max(m.seen_at for m in leaving) >= story.last_seen:
-                story.last_seen = max(m.seen_at for m in story.members.values())
-            self._refresh(story)
+            self._left(story, leaving)
         return dropped
 
     def restore(self, members: Iterable[StoryMember]) -> None:
