@@ -212,7 +212,7 @@ class _FarmData:
 
 def _farm(paths: list[str], hosts: int, ready: Any, latency: float, slow: float,
           alert_every: int = 4) -> None:
-    from monitor.fetch.feedstate import body_digest
+    from monitor.models import body_digest
 
     bodies = [Path(p).read_bytes() for p in paths]
     etags = [b'"' + body_digest(b).encode()[:16] + b'"' for b in bodies]

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from monitor import models
 from monitor.errors import FetchError, ParseError
 from monitor.fetch.feedstate import (
     after_failure,
     after_fetch,
-    body_digest,
     is_failing,
     moved_to,
     recovered,
@@ -27,7 +27,7 @@ from monitor.fetch.schedule import (
     next_check,
     parse_retry_after,
 )
-from monitor.models import FeedState, FetchResult
+from monitor.models import FeedState, FetchResult, body_digest
 
 NOW = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
 FLAT = SchedulePolicy(jitter=0.0)  # min 300, max 21600, default 1800
@@ -216,6 +216,24 @@ def test_unchanged_body() -> None:
     assert not unchanged(state, _ok(b"other"))
     assert unchanged(state, _ok(None))
     assert not unchanged(FeedState(URL), _ok(b"same"))
+
+
+def test_a_poll_hashes_its_body_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``unchanged`` then ``after_fetch`` on one response: one digest of the body, not two."""
+    calls: list[bytes] = []
+    real = models.body_digest
+
+    def counting(body: bytes) -> str:
+        calls.append(body)
+        return real(body)
+
+    monkeypatch.setattr(models, "body_digest", counting)
+    res = _ok(b"<rss>changed</rss>")
+    state = FeedState(URL, body_hash=real(b"<rss>before</rss>"))
+    assert not unchanged(state, res)
+    after = after_fetch(state, res, now=NOW, policy=FLAT, rng=rng())
+    assert after.body_hash == real(b"<rss>changed</rss>")
+    assert calls == [b"<rss>changed</rss>"]
 
 
 def test_permanent_redirect_moves_after_n_in_a_row() -> None:

@@ -21,7 +21,6 @@ unchanged body               same ``body_hash`` as last time: ``unchanged()`` ->
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,16 +32,11 @@ from monitor.fetch.schedule import Outcome, SchedulePolicy, items_per_day, next_
 from monitor.models import FeedState, FetchResult
 
 
-def body_digest(body: bytes) -> str:
-    """A short, stable fingerprint of a response body (blake2b, 128 bits)."""
-    return hashlib.blake2b(body, digest_size=16).hexdigest()
-
-
 def unchanged(state: FeedState, result: FetchResult) -> bool:
     """True when there is nothing new to parse: a 304, or the very same bytes as last time."""
     if result.body is None:
         return True
-    return state.body_hash is not None and state.body_hash == body_digest(result.body)
+    return state.body_hash is not None and state.body_hash == result.body_hash
 
 
 def is_failing(state: FeedState, policy: SchedulePolicy) -> bool:
@@ -96,7 +90,7 @@ def after_fetch(
         state,
         etag=result.etag,
         last_modified=result.last_modified,
-        body_hash=body_digest(result.body) if result.body is not None else state.body_hash,
+        body_hash=result.body_hash if result.body is not None else state.body_hash,
         next_check=when,
         interval=interval,
         failures=0,
