@@ -12,7 +12,8 @@ Lifecycle::
 A feed failing is one feed failing: every error is caught per feed, logged with
 the feed's URL and kind, counted in its state, and the feed is tried again later
 with backoff. A store outage pauses polling (nothing is accepted that could not
-be recorded) and the daemon keeps running until the store comes back.
+be recorded) and the daemon keeps running until the store comes back (the systemd
+watchdog is still fed; the status line says the store is unavailable).
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class Service:
         self.last_progress = time.monotonic()
         self.failing: set[str] = set()
         self.store_ok = True
+        self.store_answering = True   # as the watchdog last saw it (the status line)
         self.metrics = Metrics()
         self.rng = random.Random()
         self.web: MetricsServer | None = None
@@ -552,7 +554,8 @@ class Service:
                 for sink in (self.deliverer.sinks if self.deliverer else {}):
                     self.metrics.outbox_depth.labels(sink).set(per_sink.get(sink, 0))
         self.metrics.feeds_failing.set(len(self.failing))
-        self.notifier.status(f"{len(self.feeds)} feeds, {len(self.failing)} failing, "
+        down = "" if self.store_answering else "store unavailable, polling paused: "
+        self.notifier.status(f"{down}{len(self.feeds)} feeds, {len(self.failing)} failing, "
                              f"{len(self.inflight)} polling, outbox {depth}")
 
     # -- reload ------------------------------------------------------------------
@@ -645,12 +648,27 @@ class Service:
                 await asyncio.wait_for(self.wake_delivery.wait(), timeout=1.0)
 
     async def _watchdog_loop(self, interval: float) -> None:
-        """WATCHDOG=1 only while the loop runs and the store answers."""
+        """WATCHDOG=1 while the loop and the scheduler run, whether or not the store answers.
+
+        The watchdog is for a hung process, which only a restart cures. A store outage
+        is not one: polling pauses and resumes by itself once the store answers, with
+        the story index and the held alerts still in memory, while a restart would only
+        fail to open the store and go round every ``RestartSec``. So an outage goes to
+        the status line (``systemctl status``), the log and ``/healthz``, and the
+        watchdog is still fed.
+        """
         assert self.store is not None
         while True:
-            if await self.store.ping():
+            if self.scheduler is None or self.scheduler.running:
                 self.notifier.watchdog()
+            answering = await self.store.ping()
+            if answering != self.store_answering:
+                self.store_answering = answering
+                await self._status()
             await asyncio.sleep(interval)
+
+    def _status_line(self) -> str:
+        return f"{len(self.feeds)} feeds, {len(self.rules or ())} rules"
 
     async def run(self) -> None:
         """The daemon's main loop, until SIGTERM/SIGINT."""
@@ -679,7 +697,7 @@ class Service:
         wd = self.notifier.watchdog_interval()
         if wd:
             tasks.append(asyncio.create_task(self._watchdog_loop(wd), name="watchdog"))
-        self.notifier.ready(f"{len(self.feeds)} feeds, {len(self.rules or ())} rules")
+        self.notifier.ready(self._status_line())
         logger.info("polling {} feeds every {} (tick {})", len(self.feeds), st.poll.interval,
                     st.poll.tick)
         await self.stopping.wait()
