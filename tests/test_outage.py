@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.daemon_config import daemon_config
 from tests.support.feed_server import FeedServer
 from tests.support.redis_server import RedisServer
-from tests.test_e2e import ROOT, Daemon, rss, stream_alerts, wait_for
+from tests.test_e2e import Daemon, rss, stream_alerts, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -54,18 +55,11 @@ def test_redis_outage_and_kill_9_lose_nothing_and_repeat_nothing(
 ) -> None:
     with FeedServer() as srv:
         srv.set("/f.xml", rss([]))
-        feeds = tmp_path / "feeds.yaml"
-        feeds.write_text(f"- url: {srv.url('/f.xml')}\n  outlet: Outlet F\n  language: en\n")
-        config = tmp_path / "monitor.yaml"
-        config.write_text(
-            f"state_dir: {tmp_path / 'state'}\nfeeds:\n  files: [{feeds}]\n"
-            f"rules:\n  paths: [{ROOT / 'rules'}]\n"
-            "poll:\n  allow_networks: [127.0.0.0/8]\n"
-            "  interval: 1s\n  min_interval: 1s\n  max_interval: 2s\n  max_backoff: 2s\n"
-            "  tick: 0.2s\n  timeout: 5s\n"
-            "alerts:\n  updates: every_outlet\n"
-            "sinks:\n  stdout:\n    enabled: false\n  retry_min: 0.2s\n  retry_max: 1s\n"
-            "metrics:\n  enabled: false\n")
+        config = daemon_config(
+            tmp_path, srv.url("/f.xml"),
+            poll="  interval: 1s\n  min_interval: 1s\n  max_interval: 2s\n  max_backoff: 2s\n"
+                 "  tick: 0.2s\n  timeout: 5s\n",
+            sinks="  retry_min: 0.2s\n  retry_max: 1s\n", more="alerts:\n  updates: every_outlet\n")
         env = {**os.environ, "NEWS_MONITOR_REDIS_URL": private_redis.url}
         env.pop("NOTIFY_SOCKET", None)
         client = redis.Redis.from_url(private_redis.url)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemon_config import daemon_config
 from tests.support.feed_server import FeedServer
 from tests.test_e2e import ROOT, Daemon, rss, wait_for
 
@@ -39,15 +40,11 @@ def test_rule_file_changes_and_sighup(tmp_path: Path) -> None:
     with FeedServer() as srv:
         srv.set("/a.xml", rss([]))
         srv.set("/b.xml", rss([BAKERY]))
+        config = daemon_config(
+            tmp_path, srv.url("/a.xml"), outlet="A", language=None, rules=rules,
+            rules_opts="  watch_interval: 0.2s\n",
+            poll="  interval: 1s\n  min_interval: 1s\n  max_interval: 1s\n  tick: 0.2s\n")
         feeds = tmp_path / "feeds.yaml"
-        feeds.write_text(f"- url: {srv.url('/a.xml')}\n  outlet: A\n")
-        config = tmp_path / "monitor.yaml"
-        config.write_text(
-            f"state_dir: {tmp_path / 'state'}\nfeeds:\n  files: [{feeds}]\n"
-            f"rules:\n  paths: [{rules}]\n  watch_interval: 0.2s\n"
-            "poll:\n  allow_networks: [127.0.0.0/8]\n"
-            "  interval: 1s\n  min_interval: 1s\n  max_interval: 1s\n  tick: 0.2s\n"
-            "sinks:\n  stdout:\n    enabled: false\nmetrics:\n  enabled: false\n")
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("NEWS_MONITOR_") and k != "NOTIFY_SOCKET"}
         daemon = Daemon(config, env, tmp_path / "daemon.log")

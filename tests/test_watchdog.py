@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemon_config import daemon_config
 from tests.support.feed_server import FeedServer
 from tests.support.redis_server import RedisServer
-from tests.test_e2e import ROOT, Daemon, NotifyListener, rss, wait_for
+from tests.test_e2e import Daemon, NotifyListener, rss, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,17 +33,9 @@ def test_store_outage_keeps_the_watchdog_fed_and_shows_in_the_status(
 ) -> None:
     with FeedServer() as srv:
         srv.set("/f.xml", rss([]))
-        feeds = tmp_path / "feeds.yaml"
-        feeds.write_text(f"- url: {srv.url('/f.xml')}\n  outlet: Outlet F\n  language: en\n")
-        config = tmp_path / "monitor.yaml"
-        config.write_text(
-            f"state_dir: {tmp_path / 'state'}\nfeeds:\n  files: [{feeds}]\n"
-            f"rules:\n  paths: [{ROOT / 'rules'}]\n"
-            f"store:\n  url: {private_redis.url}\n"
-            "poll:\n  allow_networks: [127.0.0.0/8]\n  interval: 1s\n  min_interval: 1s\n"
-            "  tick: 0.2s\n  timeout: 5s\n"
-            "sinks:\n  stdout:\n    enabled: false\n"
-            "metrics:\n  enabled: false\n")
+        config = daemon_config(
+            tmp_path, srv.url("/f.xml"), store=f"  url: {private_redis.url}\n",
+            poll="  interval: 1s\n  min_interval: 1s\n  tick: 0.2s\n  timeout: 5s\n")
         notify = NotifyListener(tmp_path / "notify.sock")
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_MONITOR_")}
         env.update(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="600000")  # a ping every 0.3 s

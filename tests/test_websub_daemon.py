@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from monitor.fetch import websub
+from tests.support.daemon_config import daemon_config
 from tests.support.feed_server import FeedServer
 from tests.support.redis_server import free_port
-from tests.test_e2e import ROOT, Daemon, rss, seed_item, wait_for
+from tests.test_e2e import Daemon, rss, seed_item, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -41,16 +42,12 @@ def test_daemon_discovers_subscribes_takes_a_push_and_unsubscribes(tmp_path: Pat
         link = f'<{srv.url("/hub")}>; rel="hub", <{SELF_URL}>; rel="self"'
         srv.set("/world.xml", rss([]), headers={"Link": link})  # no hub in the document
         port = free_port()
+        config = daemon_config(
+            tmp_path, srv.url("/world.xml"), outlet="Loopback", language=None,
+            poll="  tick: 0.2s\n  parse_workers: 1\n", sinks="  retry_min: 0.2s\n",
+            more=f"websub:\n  callback_url: http://127.0.0.1:{port}/websub\n"
+                 f"  listen: 127.0.0.1:{port}\n  secret: {SECRET}\n  fallback_interval: 6h\n")
         feeds = tmp_path / "feeds.yaml"
-        feeds.write_text(f"- url: {srv.url('/world.xml')}\n  outlet: Loopback\n")
-        config = tmp_path / "monitor.yaml"
-        config.write_text(
-            f"state_dir: {tmp_path / 'state'}\nfeeds:\n  files: [{feeds}]\n"
-            f"rules:\n  paths: [{ROOT / 'rules'}]\n"
-            "poll:\n  allow_networks: [127.0.0.0/8]\n  tick: 0.2s\n  parse_workers: 1\n"
-            "sinks:\n  stdout:\n    enabled: false\n  retry_min: 0.2s\nmetrics:\n  enabled: false\n"
-            f"websub:\n  callback_url: http://127.0.0.1:{port}/websub\n"
-            f"  listen: 127.0.0.1:{port}\n  secret: {SECRET}\n  fallback_interval: 6h\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_MONITOR_")}
         env.pop("NOTIFY_SOCKET", None)
         daemon = Daemon(config, env, tmp_path / "daemon.log")
