@@ -601,3 +601,20 @@ def _check_semantics(s: Settings, doc: YamlDoc) -> list[Problem]:
 def describe(settings: Settings) -> dict[str, Any]:
     """The effective configuration with secrets masked, for ``news-monitor check --show``."""
     return settings.model_dump(mode="json", exclude={"source"})
+
+
+def changed_keys(old: BaseModel, new: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ (``poll.timeout``), never their values.
+
+    Compared field by field on the models, not on a dump: a dump masks secrets, and a
+    changed password or webhook URL is a change too. A list (webhooks) counts as one key.
+    """
+    out: list[str] = []
+    for name in type(old).model_fields:
+        a, b = getattr(old, name), getattr(new, name)
+        key = f"{prefix}{name}"
+        if isinstance(a, BaseModel) and isinstance(b, BaseModel) and type(a) is type(b):
+            out += changed_keys(a, b, key + ".")
+        elif a != b:
+            out.append(key)
+    return out

@@ -46,7 +46,7 @@ from monitor.alerts.payload import operator_event
 from monitor.alerts.policy import AlertPolicy
 from monitor.alerts.sinks import Sink
 from monitor.alerts.throttle import RuleThrottle
-from monitor.config import Settings, load_settings, redact_url
+from monitor.config import Settings, changed_keys, load_settings, redact_url
 from monitor.errors import ConfigError, FeedError, ParseError, RuleError, StoreError
 from monitor.fetch import feedstate, schedule, websub
 from monitor.fetch.feedlist import load_feed_lists
@@ -68,6 +68,22 @@ DRAIN_SECONDS = 6.0  # + up to 2 s of final delivery: out well within 10 s
 # busy loop made every article commit (taken one at a time, under the ingest lock)
 # cost tens of ms in a burst of polls (docs/BENCHMARKS.md).
 SWITCH_INTERVAL = 0.001
+
+
+# What a SIGHUP applies: the feed list and rules are reloaded, and these are read
+# from the settings at each use. Everything else was built into objects at start
+# (the fetcher, the store, sinks, the story index, the scheduler's jobs, logging).
+LIVE_ON_RELOAD = (
+    "feeds", "rules.paths", "poll.interval", "poll.min_interval", "poll.max_interval",
+    "poll.max_backoff", "poll.failing_after", "poll.concurrency", "poll.lease",
+    "poll.max_article_age", "websub.fallback_interval",
+)
+
+
+def restart_needed(old: Settings, new: Settings) -> list[str]:
+    """The changed settings a reload does not apply, so the operator is told, not surprised."""
+    return [k for k in changed_keys(old, new)
+            if not any(k == live or k.startswith(live + ".") for live in LIVE_ON_RELOAD)]
 
 
 @dataclass
@@ -591,8 +607,9 @@ class Service:
             logger.error("reload rejected, keeping the running config:\n{}", e)
             self.notifier.ready()
             return
-        if fresh.store != self.settings.store or fresh.sinks != self.settings.sinks:
-            logger.warning("store and sink changes take effect after a restart")
+        later = restart_needed(self.settings, fresh)
+        if later:
+            logger.warning("changed, but in effect only after a restart: {}", ", ".join(later))
         self.settings = fresh
         added = set(feeds) - set(self.feeds)
         removed = set(self.feeds) - set(feeds)

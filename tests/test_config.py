@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import monitor.yamlsafe
-from monitor.config import load_settings, redact_url
+from monitor.config import changed_keys, load_settings, redact_url
 from monitor.errors import ConfigError
 from monitor.yamlsafe import YamlError, load_yaml
 
@@ -87,6 +87,19 @@ def test_environment_overrides_and_aliases(tmp_path: Path) -> None:
     assert s.redis_sink_enabled()
     assert s.sinks.stdout.format == "json"
     assert "pw" not in repr(s)
+
+
+def test_changed_keys_name_what_differs_secrets_included(tmp_path: Path) -> None:
+    """A reload compares settings: a new password is a change although dumps mask it."""
+    from monitor.service import restart_needed
+
+    a = load_settings(write(tmp_path, "redis:\n  url: redis://:one@127.0.0.1:6379/0\n"), env={})
+    b = load_settings(write(tmp_path, "redis:\n  url: redis://:two@127.0.0.1:6379/0\n"
+                                      "poll:\n  timeout: 7s\n  interval: 5m\n"), env={})
+    assert changed_keys(a, a) == []
+    assert changed_keys(a, b) == ["redis.url", "poll.interval", "poll.timeout"]
+    assert restart_needed(a, b) == ["redis.url", "poll.timeout"]   # the interval applies live
+    assert "one" not in " ".join(changed_keys(a, b)) and "two" not in " ".join(changed_keys(a, b))
 
 
 def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:

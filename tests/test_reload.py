@@ -64,8 +64,14 @@ def test_rule_file_changes_and_sighup(tmp_path: Path) -> None:
             # SIGHUP reloads the feed list too: feed B appears and its bakery item alerts.
             feeds.write_text(f"- url: {srv.url('/a.xml')}\n  outlet: A\n"
                              f"- url: {srv.url('/b.xml')}\n  outlet: B\n")
+            # ... and says which changed settings wait for a restart (the timeout is the
+            # fetcher's; the longest interval applies at once)
+            config.write_text(config.read_text().replace(
+                "  max_interval: 1s\n", "  max_interval: 2s\n  timeout: 7s\n"))
             assert daemon.proc is not None
             daemon.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "config reloaded" in daemon.logs(), 20, "the reload")
+            assert "only after a restart: poll.timeout\n" in daemon.logs()
             wait_for(lambda: any(a["rules"][0]["id"] == "bakery-news"  # type: ignore[index]
                                  for a in alerts(out)), 30, "the bakery alert")
             # A broken config on SIGHUP keeps the running one.
