@@ -106,6 +106,13 @@ if ((use_systemctl)) && [[ ! -d /run/systemd/system ]]; then
     use_systemctl=0
 fi
 
+# The unit's dynamic user writes only under /var/lib (StateDirectory=, step 3): refuse a
+# state folder elsewhere before anything is written, when the service is to be started.
+if ((use_systemctl)) && [[ $action == install && $state != /var/lib/* ]]; then
+    bad_path "--state-dir $state: the service runs as a dynamic user that can write only" \
+             "under /var/lib; choose a folder there, or --no-systemctl and adapt the unit"
+fi
+
 # Root only when something we write or remove lies where we may not write.
 writable() {
     local p=$1
@@ -258,6 +265,14 @@ unit_text=$(<"$src/systemd/$UNIT_NAME")
 unit_text=${unit_text//\/opt\/news-monitor\/venv/"$venv"}
 unit_text=${unit_text//\/etc\/news-monitor/"$etc"}
 unit_text=${unit_text//\/var\/lib\/news-monitor/"$state"}
+# The service's dynamic user can write only the folder systemd makes for it under /var/lib
+# (StateDirectory=): a state folder elsewhere would be read-only to it.
+if [[ $state == /var/lib/* ]]; then
+    unit_text=${unit_text//StateDirectory=news-monitor/"StateDirectory=${state#/var/lib/}"}
+else
+    say "note: $UNIT_NAME cannot write $state (its dynamic user writes only under /var/lib);" \
+        "the unit is for a state folder there"
+fi
 printf '%s\n' "$unit_text" >"$tmp/$UNIT_NAME"
 if [[ -e $unit ]] && cmp -s "$tmp/$UNIT_NAME" "$unit"; then
     :

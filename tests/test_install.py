@@ -149,6 +149,9 @@ def test_unit_is_installed_with_paths_moved(installed: Layout) -> None:
             f"{installed.etc}/monitor.yaml run") in text
     assert f"Environment=NEWS_MONITOR_STATE_DIR={installed.state}\n" in text
     assert "/opt/news-monitor" not in text and "/etc/news-monitor" not in text
+    # a state folder outside /var/lib: the unit keeps its own, and the operator is told
+    assert "StateDirectory=news-monitor\n" in text
+    assert f"cannot write {installed.state}" in installed.first_run
     shipped = (ROOT / "systemd" / UNIT).read_text()
     assert len(text.splitlines()) == len(shipped.splitlines())
     res = subprocess.run([_analyze(), "verify", str(installed.unit)],
