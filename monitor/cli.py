@@ -312,8 +312,20 @@ def _feed_health(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         err = f"  last error: {r['last_error']}" if r["last_error"] else ""
         per_day = "?" if r["items_per_day"] is None else f"{r['items_per_day']:g}"
-        click.echo(f"{r['status']:<12} {r['failures']:>3} fails  items {r['items_seen']:>5}  "
-                   f"{per_day:>5}/day  {r['url']}{err}")
+        ok = (r["last_success"] or "-")[:16].replace("T", " ")   # to the minute, UTC
+        every = "-" if r["interval_s"] is None else _span(r["interval_s"])
+        click.echo(f"{r['status']:<12} {r['failures']:>3} fails  last ok {ok:<16}  "
+                   f"every {every:>4}  items {r['items_seen']:>5}  {per_day:>5}/day  "
+                   f"{r['url']}{err}")
+
+
+def _span(seconds: int) -> str:
+    """``90`` -> ``90s``, ``900`` -> ``15m``, ``21600`` -> ``6h``: what a glance needs."""
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 2 * 3600:
+        return f"{round(seconds / 60)}m"
+    return f"{seconds / 3600:.3g}h"
 
 
 def _append_feeds(path: Path, specs: list[Any]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.cli import _span
 from monitor.config import load_settings
 from monitor.fetch import feedstate
 from monitor.fetch.schedule import SchedulePolicy
@@ -76,3 +77,6 @@ async def test_feeds_lists_items_per_day_after_a_poll(tmp_path: Path) -> None:
     assert row["items_per_day"] == pytest.approx(8 / 7, abs=0.05)  # 8 entries in the week
     text = cli("feeds", "--config", str(cfg), cwd=tmp_path)
     assert "1.1/day" in text.stdout
+    assert f"last ok {row['last_success'][:16].replace('T', ' ')}" in text.stdout
+    assert row["interval_s"] and f"every {_span(row['interval_s']):>4}" in text.stdout
+    assert [_span(n) for n in (90, 900, 7200, 21600)] == ["90s", "15m", "2h", "6h"]
