@@ -38,8 +38,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.models import FeedState, Story, StoryArticle  # noqa: E402
-from monitor.store.base import OutboxItem, Store, StoryMember  # noqa: E402
+from monitor.models import (  # noqa: E402
+    FeedState,
+    Story,
+    StoryArticle,
+    StoryMember,
+)
+from monitor.store.base import OutboxItem, Store  # noqa: E402
 from monitor.store.redis import RedisStore  # noqa: E402
 from monitor.store.sqlite import SQLiteStore  # noqa: E402
 

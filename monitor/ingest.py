@@ -45,8 +45,8 @@ from monitor.alerts.routing import Route, route
 from monitor.alerts.throttle import RuleThrottle
 from monitor.errors import StoreError
 from monitor.match.rules import RuleSet, Throttle
-from monitor.models import Alert, AlertEvent, Article, RuleHit, Story, StoryArticle
-from monitor.store.base import ArticleCommit, OutboxItem, Store, StoryMember
+from monitor.models import Alert, AlertEvent, Article, RuleHit, Story, StoryArticle, StoryMember
+from monitor.store.base import ArticleCommit, OutboxItem, Store
 from monitor.stories.cluster import Placement, StoryIndex
 
 MAX_KEY_MEMORY = 500_000

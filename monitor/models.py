@@ -94,6 +94,21 @@ class FetchResult:
 
 
 @dataclass(frozen=True)
+class StoryMember:
+    """One article's clustering features, kept so the story index survives a restart.
+
+    ``features`` is an opaque JSON text owned by ``monitor.stories``. Here, not in the
+    store, because the story index (pure) makes and reads them and the store only
+    keeps them.
+    """
+
+    story_id: str
+    article_key: str
+    seen_at: datetime
+    features: str
+
+
+@dataclass(frozen=True)
 class Article:
     """One normalized feed entry.
 

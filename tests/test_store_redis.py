@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from monitor.errors import StoreError
-from monitor.models import FeedState, Story
-from monitor.store.base import OutboxItem, StoryMember
+from monitor.models import FeedState, Story, StoryMember
+from monitor.store.base import OutboxItem
 from monitor.store.keys import Keys
 from monitor.store.redis import RedisStore
 from tests.support.redis_server import RedisServer, free_port

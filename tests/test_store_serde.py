@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.models import FeedState, Story, StoryArticle
-from monitor.store.base import StoryMember
+from monitor.models import FeedState, Story, StoryArticle, StoryMember
 from monitor.store.serde import (
     dt_from_text,
     dt_to_text,

@@ -16,8 +16,7 @@ import pytest
 import redis
 
 from monitor.errors import StoreError
-from monitor.models import Story
-from monitor.store.base import StoryMember
+from monitor.models import Story, StoryMember
 from monitor.store.keys import Keys
 from monitor.store.redis import RedisStore
 from monitor.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore

@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.models import Article
-from monitor.store.base import StoryMember
+from monitor.models import Article, StoryMember
 from monitor.stories import fingerprint
 from monitor.stories.cluster import Placement, StoryConfig, StoryIndex, story_id_for
 from monitor.stories.features import Features

@@ -17,7 +17,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from monitor.errors import StoreError
-from monitor.store.base import ArticleCommit, OutboxItem, Store, StoryMember
+from monitor.models import StoryMember
+from monitor.store.base import ArticleCommit, OutboxItem, Store
 from monitor.store.redact import redact_url
 
 __all__ = ["ArticleCommit", "OutboxItem", "Store", "StoryMember", "open_store"]

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from monitor.models import FeedState, Story
+from monitor.models import FeedState, Story, StoryMember
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,6 @@ class OutboxItem:
     attempts: int = 0
     next_attempt: datetime | None = None
     last_error: str | None = None
-
-
-@dataclass(frozen=True)
-class StoryMember:
-    """One article's clustering features, kept so the story index survives a restart.
-
-    ``features`` is an opaque JSON text owned by ``monitor.stories``.
-    """
-
-    story_id: str
-    article_key: str
-    seen_at: datetime
-    features: str
 
 
 @dataclass(frozen=True)

@@ -58,10 +58,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from monitor.errors import StoreError
-from monitor.models import FeedState, Story
+from monitor.models import FeedState, Story, StoryMember
 from monitor.redis_url import connect
 from monitor.store import redis_scripts as lua
-from monitor.store.base import ArticleCommit, OutboxItem, StoryMember
+from monitor.store.base import ArticleCommit, OutboxItem
 from monitor.store.keys import DEFAULT_PREFIX, Keys, member_id
 from monitor.store.redact import redact_url, scrub
 from monitor.store.serde import (

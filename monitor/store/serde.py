@@ -22,8 +22,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.models import FeedState, Story, StoryArticle
-from monitor.store.base import StoryMember
+from monitor.models import FeedState, Story, StoryArticle, StoryMember
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)

@@ -50,8 +50,8 @@ from types import TracebackType
 from typing import TypeVar
 
 from monitor.errors import StoreError
-from monitor.models import FeedState, Story
-from monitor.store.base import ArticleCommit, OutboxItem, StoryMember
+from monitor.models import FeedState, Story, StoryMember
+from monitor.store.base import ArticleCommit, OutboxItem
 from monitor.store.serde import (
     dt_from_text,
     dt_to_text,

@@ -96,8 +96,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from monitor.models import Article
-from monitor.store.base import StoryMember
+from monitor.models import Article, StoryMember
 from monitor.stories import fingerprint
 from monitor.stories.features import SCALE, Features
 from monitor.stories.particulars import evidence
