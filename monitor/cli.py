@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from monitor.errors import ConfigError, MonitorError, RuleError
 from monitor.logs import setup_logging
 
 if TYPE_CHECKING:
+    from monitor.alerts.sinks import Sink
     from monitor.match.rules import RuleSet
 
 EXIT_FAILED = 1
@@ -120,18 +121,18 @@ def once(ctx: click.Context) -> None:
 @click.option("--show", is_flag=True, help="Print the effective configuration (secrets masked).")
 @click.pass_context
 def check(ctx: click.Context, show: bool) -> None:
-    """Validate config, feed lists and rules; list every problem found."""
-    from monitor.config import describe
+    """Validate config, feed lists, rules and sinks; list every problem found.
+
+    Whatever ``run`` would refuse at start must fail here too (the installer gates on
+    this), so the sinks are built as ``run`` builds them, which reads their secrets.
+    """
+    from monitor.alerts.build import build_sinks
+    from monitor.config import describe, locator
     from monitor.match.rules import load_rules
     from monitor.service import load_feeds
 
-    obj = ctx.ensure_object(dict)
     problems: list[str] = []
-    try:
-        settings = load_settings(obj.get("config"))
-    except ConfigError as e:
-        click.echo(f"error: {e}", err=True)
-        ctx.exit(EXIT_SETUP)
+    settings = _settings(ctx)
     n_feeds = n_rules = 0
     try:
         n_feeds = len(load_feeds(settings))
@@ -141,12 +142,23 @@ def check(ctx: click.Context, show: bool) -> None:
         n_rules = len(load_rules(settings.rules.paths))
     except RuleError as e:
         problems.append(str(e))
+    try:
+        sinks = build_sinks(settings, locator(settings))
+    except ConfigError as e:
+        problems.append(str(e))
+    else:
+        asyncio.run(_close_sinks(sinks.values()))
     if show:
         click.echo(json.dumps(describe(settings), indent=2, default=str))
     if problems:
         click.echo("error: " + "\n".join(problems), err=True)
         ctx.exit(EXIT_SETUP)
     click.echo(f"ok: config {settings.source}, {n_feeds} feeds, {n_rules} rules")
+
+
+async def _close_sinks(sinks: Iterable[Sink]) -> None:
+    for sink in sinks:
+        await sink.aclose()
 
 
 def _load_rule_set(ctx: click.Context, rules_path: Path | None) -> RuleSet:

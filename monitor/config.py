@@ -16,9 +16,10 @@ Secrets (URLs with passwords, tokens) are ``SecretStr``: never printed, logged o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -509,6 +510,34 @@ def _resolve(settings: Settings, base: Path, state_base: Path) -> Settings:
     return settings.model_copy(update=update)
 
 
+def _place(doc: YamlDoc, overrides: Mapping[tuple[str, ...], tuple[str, str]], loc: KeyPath,
+           reason: str) -> Problem:
+    """A problem at ``loc``: the variable that set the key, else the file's line and column."""
+    str_loc = tuple(str(p) for p in loc)
+    from_env = next((n for p, (n, _) in overrides.items() if str_loc[:len(p)] == p), None)
+    if from_env is not None:
+        return Problem(f"environment {from_env}", format_path(loc), reason)
+    return doc.problem(loc, reason)
+
+
+def locator(settings: Settings,
+            env: Mapping[str, str] | None = None) -> Callable[[KeyPath, str], Problem]:
+    """Place problems found after loading (a missing secret file, an unusable state folder).
+
+    Those checks need the loaded settings, so ``load_settings`` cannot make them; reading
+    the file again for its positions lets ``check`` report them like the rest, with file,
+    line and key (or the variable that set the key), so nothing it passes is refused later.
+    """
+    env = os.environ if env is None else env
+    source = settings.source or "<defaults>"
+    doc = YamlDoc(source=source, data={})
+    if settings.source is not None and Path(source).is_file():
+        with contextlib.suppress(YamlError):
+            doc = load_yaml_file(Path(source))
+    overrides = _env_overrides(env)
+    return lambda loc, reason: _place(doc, overrides, loc, reason)
+
+
 def load_settings(
     path: Path | None = None, env: Mapping[str, str] | None = None, *, search: bool = True
 ) -> Settings:
@@ -539,16 +568,10 @@ def load_settings(
     except ValidationError as e:
         problems: list[Problem] = []
         for err in e.errors():
-            loc: KeyPath = tuple(err["loc"])
             reason = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 reason = "unknown key"
-            str_loc = tuple(str(p) for p in loc)
-            from_env = next((n for p, (n, _) in overrides.items() if str_loc[:len(p)] == p), None)
-            if from_env is not None:
-                problems.append(Problem(f"environment {from_env}", format_path(loc), reason))
-            else:
-                problems.append(doc.problem(loc, reason))
+            problems.append(_place(doc, overrides, tuple(err["loc"]), reason))
         raise ConfigError(problems) from None
     base = cfg_path.resolve().parent if cfg_path else _default_base()
     settings = _resolve(settings, base, cfg_path.resolve().parent if cfg_path else Path.cwd())

@@ -7,7 +7,7 @@ failing alert by alert later.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from loguru import logger
 
@@ -17,12 +17,23 @@ from monitor.alerts.sinks import JsonlSink, RedisSink, Sink, StdoutSink
 from monitor.alerts.webhook import WebhookSink
 from monitor.config import Settings
 from monitor.errors import ConfigError, Problem
+from monitor.yamlsafe import KeyPath, format_path
 
 
-def build_sinks(settings: Settings) -> dict[str, Sink]:
-    """Every enabled sink by name. Raises ConfigError naming each bad entry."""
+def build_sinks(settings: Settings,
+                locate: Callable[[KeyPath, str], Problem] | None = None) -> dict[str, Sink]:
+    """Every enabled sink by name. Raises ConfigError naming each bad entry's key.
+
+    ``locate`` places a problem (``monitor.config.locator`` adds the file's line);
+    without it, problems name the config file and the key.
+    """
     s = settings.sinks
     source = settings.source or "<config>"
+
+    def place(loc: KeyPath, reason: str) -> Problem:
+        return Problem(source, format_path(loc), reason)
+
+    where = locate or place
     sinks: dict[str, Sink] = {}
     problems: list[Problem] = []
     if s.stdout.enabled:
@@ -38,7 +49,8 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
         try:
             secret = w.secret_bytes()
         except ValueError as e:
-            problems.append(Problem(source, f"sinks.webhooks[{i}]", str(e)))
+            key = "secret_file" if w.secret_file is not None else "secret_env"
+            problems.append(where(("sinks", "webhooks", i, key), str(e)))
             continue
         if secret is None:
             logger.warning("webhook {} has no secret: its requests are not signed", w.name)
@@ -51,15 +63,17 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
         try:
             from monitor.alerts.apprise_sink import AppriseSink
         except ImportError:
-            problems.append(Problem(source, "sinks.apprise",
-                                    "needs the 'apprise' package (pip install apprise)"))
+            problems.append(where(("sinks", "apprise"),
+                                  "needs the 'apprise' package (pip install apprise)"))
         else:
             for i, a in enumerate(s.apprise):
                 try:
                     ap: Sink = AppriseSink(a.name, a.url_list(),
                                            timeout=a.timeout.total_seconds())
                 except ValueError as e:
-                    problems.append(Problem(source, f"sinks.apprise[{i}]", str(e)))
+                    key = ("urls" if a.urls else "urls_file" if a.urls_file is not None
+                           else "urls_env")
+                    problems.append(where(("sinks", "apprise", i, key), str(e)))
                     continue
                 sinks[ap.name] = DigestSink(ap, a.digest) if a.digest else ap
     if problems:
