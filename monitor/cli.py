@@ -172,11 +172,12 @@ def _load_rule_set(ctx: click.Context, rules_path: Path | None) -> RuleSet:
         ctx.exit(EXIT_SETUP)
 
 
-def _lines(path: str) -> Iterator[str]:
+def _lines(path: str) -> Iterator[bytes]:
+    """Raw lines: each is decoded on its own, so one that is not UTF-8 is one bad line."""
     if path == "-":
-        yield from sys.stdin
+        yield from sys.stdin.buffer
         return
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:
         yield from fh
 
 

@@ -2,13 +2,18 @@
 
 Contract (benchmarks and evaluations rely on it):
 
-* input: JSON lines with ``id`` (required), ``title``/``summary``/``content`` (at least one),
-  optional ``url``, ``outlet``, ``published`` (ISO 8601), ``language``; unknown keys ignored;
-  a bad line is reported with its number and skipped;
+* input: UTF-8 JSON lines with ``id`` (required, a string or an integer),
+  ``title``/``summary``/``content`` (at least one), optional ``url``, ``outlet``,
+  ``published`` (ISO 8601; absent, null or empty: undated), ``language``; unknown keys
+  ignored; a bad line (not UTF-8, not a JSON object, a required field missing, a field of
+  the wrong type, a ``published`` that is not ISO 8601) is reported with its number and
+  skipped;
 * processing: in ``published`` order (stable for ties; undated lines keep their place after
   the dated ones before them), with fresh temporary SQLite state, no network;
 * output: one object per input article in input order:
-  ``{"id", "story_id", "rules": [...], "alert": "story.new" | "story.updated" | null}``.
+  ``{"id", "story_id", "rules": [...], "alert": "story.new" | "story.updated" | null}``,
+  ``id`` exactly as given (``7`` stays a number, ``"7"`` a string), so results join back
+  to their input by plain equality.
 
 The clock during replay is each article's ``published`` time (never going backwards), so
 story windows and update intervals behave as they would have live.
@@ -48,12 +53,21 @@ class ReplayStats:
 
 
 def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
+    """``published`` as UTC; None when absent. ValueError for a value that is not ISO 8601.
+
+    Such a line is skipped rather than kept undated: an undated article takes the clock
+    of the line before it, so a date that was meant but misread would silently move the
+    article, and every story decision after it, to another time. Replays exist to be
+    compared, so the line is reported and left out; the fix belongs in the data.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if not isinstance(value, str):
+        raise ValueError("'published' must be an ISO 8601 string")
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        return None
+        raise ValueError(f"'published' is not an ISO 8601 time: {value[:40]!r}") from None
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
@@ -91,12 +105,22 @@ def article_from_record(rec: dict[str, Any]) -> Article:
     )
 
 
-def read_records(lines: Iterable[str], stats: ReplayStats) -> Iterator[tuple[str, Article]]:
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
+def read_records(lines: Iterable[bytes | str],
+                 stats: ReplayStats) -> Iterator[tuple[str | int, Article]]:
+    """Each good line's id (as given) and article; bad lines go to ``stats.bad``.
+
+    Lines may come as bytes, decoded here one at a time: a line that is not UTF-8 is then
+    one bad line among the others instead of the end of the whole run.
+    """
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
         stats.lines += 1
         try:
+            try:
+                line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            except UnicodeDecodeError as e:
+                raise ValueError(f"not UTF-8 (byte {e.start + 1}: {e.reason})") from None
             rec = json.loads(line)
             if not isinstance(rec, dict):
                 raise ValueError("not a JSON object")
@@ -104,11 +128,11 @@ def read_records(lines: Iterable[str], stats: ReplayStats) -> Iterator[tuple[str
         except (ValueError, TypeError) as e:
             stats.bad.append(f"line {n}: {e}")
             continue
-        yield str(rec["id"]), art
+        yield rec["id"], art
 
 
 async def replay(
-    lines: Iterable[str], rules: RuleSet, *, story_config: StoryConfig | None = None,
+    lines: Iterable[bytes | str], rules: RuleSet, *, story_config: StoryConfig | None = None,
     policy: AlertPolicy | None = None,
 ) -> tuple[list[dict[str, Any]], ReplayStats]:
     stats = ReplayStats()

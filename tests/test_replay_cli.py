@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted((Path(__file__).resolve().parent / "data" / "seeds").glob("*.txt"))
@@ -122,3 +123,42 @@ def test_match_explains_a_feed_url_within_the_address_guard(tmp_path: Path) -> N
         assert res.returncode == 0, res.stderr
         out = json.loads(res.stdout.splitlines()[0])
         assert "ukraine-peacekeeping-force" in json.dumps(out)
+
+
+def replay_lines(tmp_path: Path, lines: list[bytes]) -> tuple[subprocess.CompletedProcess[str],
+                                                             list[dict[str, Any]]]:
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    res = cli("replay", str(src), "--rules", str(ROOT / "rules"), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    return res, [json.loads(x) for x in out.read_text().splitlines()]
+
+
+def test_replay_reports_a_line_that_is_not_utf8_and_keeps_going(tmp_path: Path) -> None:
+    recs = seed_records()
+    res, rows = replay_lines(tmp_path, [
+        json.dumps(recs[0]).encode(),
+        b'{"id": "latin1", "title": "Caf\xe9 owners protest new rules"}',
+        json.dumps(recs[1]).encode()])
+    assert "skipped line 2: not UTF-8" in res.stderr
+    assert [r["id"] for r in rows] == ["seed0", "seed1"]
+
+
+def test_replay_skips_a_published_time_that_is_not_iso_8601(tmp_path: Path) -> None:
+    res, rows = replay_lines(tmp_path, [json.dumps(r).encode() for r in [
+        {"id": "rfc822", "title": "Bakery wins award", "published": "Tue, 11 Mar 2025 18:00:00"},
+        {"id": "number", "title": "Bakery wins award", "published": 1741716000},
+        {"id": "null", "title": "Bakery wins award", "published": None},
+        {"id": "empty", "title": "Bakery wins award", "published": ""}]])
+    assert "skipped line 1: 'published' is not an ISO 8601 time" in res.stderr
+    assert "skipped line 2: 'published' must be an ISO 8601 string" in res.stderr
+    assert [r["id"] for r in rows] == ["null", "empty"]  # absent dates are fine: undated
+
+
+def test_replay_gives_ids_back_as_they_were_given(tmp_path: Path) -> None:
+    recs = seed_records()
+    _, rows = replay_lines(tmp_path, [json.dumps({**recs[0], "id": 7}).encode(),
+                                      json.dumps({**recs[1], "id": "7"}).encode()])
+    assert [r["id"] for r in rows] == [7, "7"]
+    assert rows[0]["story_id"] == rows[1]["story_id"]
