@@ -195,6 +195,11 @@ def replay(ctx: click.Context, articles: str, rules_path: Path | None, out: str)
 
     setup_logging("WARNING")
     rules = _load_rule_set(ctx, rules_path)
+    if out != "-" and not Path(out).parent.is_dir():
+        # Found before the run, not after it: a long replay should not be lost to a typo.
+        click.echo(f"error: cannot write {out}: folder {Path(out).parent} does not exist",
+                   err=True)
+        ctx.exit(EXIT_SETUP)
     try:
         results, stats = asyncio.run(do_replay(_lines(articles), rules))
     except OSError as e:
@@ -206,7 +211,11 @@ def replay(ctx: click.Context, articles: str, rules_path: Path | None, out: str)
     if out == "-":
         sys.stdout.write(text)
     else:
-        Path(out).write_text(text, encoding="utf-8")
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as e:
+            click.echo(f"error: cannot write {out}: {e.strerror or e}", err=True)
+            ctx.exit(EXIT_SETUP)
     click.echo(f"{stats.articles} articles ({len(stats.bad)} bad lines skipped): "
                f"{stats.matched} matched a rule, {stats.duplicates} duplicates, "
                f"{stats.stories} stories, alerts {json.dumps(stats.alerts)}", err=True)

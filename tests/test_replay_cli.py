@@ -162,3 +162,18 @@ def test_replay_gives_ids_back_as_they_were_given(tmp_path: Path) -> None:
                                       json.dumps({**recs[1], "id": "7"}).encode()])
     assert [r["id"] for r in rows] == [7, "7"]
     assert rows[0]["story_id"] == rows[1]["story_id"]
+
+
+def test_replay_out_into_a_missing_folder_is_a_setup_error(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(seed_records()[0]) + "\n")
+    out = tmp_path / "nope" / "out.jsonl"
+    res = cli("replay", str(src), "--rules", str(ROOT / "rules"), "--out", str(out))
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert f"cannot write {out}: folder {out.parent} does not exist" in res.stderr
+    if Path("/dev/full").exists():  # the folder exists, the write fails: same kind of message
+        full = cli("replay", str(src), "--rules", str(ROOT / "rules"), "--out", "/dev/full")
+        assert full.returncode == 2
+        assert "Traceback" not in full.stderr
+        assert "cannot write /dev/full: No space left on device" in full.stderr
