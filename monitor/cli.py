@@ -191,8 +191,11 @@ def _lines(path: str) -> Iterator[bytes]:
 @click.pass_context
 def replay(ctx: click.Context, articles: str, rules_path: Path | None, out: str) -> None:
     """Run recorded articles (JSON lines) through the matcher, dedup and story code."""
+    from monitor.alerts.policy import AlertPolicy
     from monitor.replay import replay as do_replay
+    from monitor.stories.cluster import StoryConfig
 
+    settings = _settings(ctx)
     setup_logging("WARNING")
     rules = _load_rule_set(ctx, rules_path)
     if out != "-" and not Path(out).parent.is_dir():
@@ -201,7 +204,10 @@ def replay(ctx: click.Context, articles: str, rules_path: Path | None, out: str)
                    err=True)
         ctx.exit(EXIT_SETUP)
     try:
-        results, stats = asyncio.run(do_replay(_lines(articles), rules))
+        results, stats = asyncio.run(do_replay(
+            _lines(articles), rules, story_config=StoryConfig(window=settings.stories.window),
+            policy=AlertPolicy(settings.alerts.updates, settings.alerts.update_interval),
+            seen_ttl=settings.alerts.seen_ttl))
     except OSError as e:
         click.echo(f"error: cannot read {articles}: {e}", err=True)
         ctx.exit(EXIT_SETUP)

@@ -17,6 +17,12 @@ Contract (benchmarks and evaluations rely on it):
 
 The clock during replay is each article's ``published`` time (never going backwards), so
 story windows and update intervals behave as they would have live.
+
+Tuning comes from the config as the daemon reads it (``stories.window``, ``alerts.updates``,
+``alerts.update_interval``, ``alerts.seen_ttl``; the defaults without a config), so a replay
+shows what a change to those keys would do. Rules' ``throttle`` is never applied: replay
+reports each story's alert decision, and a throttle, a delivery budget, would hide some of
+the very decisions being compared.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import json
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +139,7 @@ def read_records(lines: Iterable[bytes | str],
 
 async def replay(
     lines: Iterable[bytes | str], rules: RuleSet, *, story_config: StoryConfig | None = None,
-    policy: AlertPolicy | None = None,
+    policy: AlertPolicy | None = None, seen_ttl: timedelta | None = None,
 ) -> tuple[list[dict[str, Any]], ReplayStats]:
     stats = ReplayStats()
     items = list(read_records(lines, stats))
@@ -151,7 +157,7 @@ async def replay(
         await store.open()
         try:
             ingestor = Ingestor(store, rules, StoryIndex(cfg), policy or AlertPolicy(), sinks=(),
-                                window=cfg.window, seen_ttl=cfg.window * 10)
+                                window=cfg.window, seen_ttl=seen_ttl or cfg.window * 10)
             now = EPOCH
             story_ids: set[str] = set()
             for i in order:

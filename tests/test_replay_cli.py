@@ -177,3 +177,26 @@ def test_replay_out_into_a_missing_folder_is_a_setup_error(tmp_path: Path) -> No
         assert full.returncode == 2
         assert "Traceback" not in full.stderr
         assert "cannot write /dev/full: No space left on device" in full.stderr
+
+
+def test_replay_takes_story_and_alert_tuning_from_the_config(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in seed_records()))
+    (tmp_path / "feeds.yaml").write_text("[]\n")
+
+    def run(tuning: str) -> list[dict[str, Any]]:
+        cfg = tmp_path / "monitor.yaml"
+        cfg.write_text(f"feeds: {{files: [feeds.yaml]}}\nrules: {{paths: [{ROOT / 'rules'}]}}\n"
+                       + tuning)
+        res = cli("replay", str(src), "--config", str(cfg), "--out", str(tmp_path / "o"))
+        assert res.returncode == 0, res.stderr
+        return [json.loads(x) for x in (tmp_path / "o").read_text().splitlines()]
+
+    # The second outlet's article comes an hour after the first: an update by default.
+    default = run("")
+    assert [o["alert"] for o in default] == ["story.updated", "story.new"]
+    assert run("alerts: {update_interval: 2h}\n")[0]["alert"] is None
+    assert run("alerts: {updates: 'off'}\n")[0]["alert"] is None
+    short = run("stories: {window: 30m}\n")
+    assert short[0]["story_id"] != short[1]["story_id"]
+    assert [o["alert"] for o in short] == ["story.new", "story.new"]
