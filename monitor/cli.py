@@ -127,7 +127,7 @@ def check(ctx: click.Context, show: bool) -> None:
     this), so the sinks are built as ``run`` builds them, which reads their secrets.
     """
     from monitor.alerts.build import build_sinks
-    from monitor.config import describe, locator
+    from monitor.config import describe
     from monitor.match.rules import load_rules
     from monitor.service import load_feeds
 
@@ -143,7 +143,7 @@ def check(ctx: click.Context, show: bool) -> None:
     except RuleError as e:
         problems.append(str(e))
     try:
-        sinks = build_sinks(settings, locator(settings))
+        sinks = build_sinks(settings)
     except ConfigError as e:
         problems.append(str(e))
     else:

@@ -525,8 +525,8 @@ def locator(settings: Settings,
     """Place problems found after loading (a missing secret file, an unusable state folder).
 
     Those checks need the loaded settings, so ``load_settings`` cannot make them; reading
-    the file again for its positions lets ``check`` report them like the rest, with file,
-    line and key (or the variable that set the key), so nothing it passes is refused later.
+    the file again for its positions (only once something is wrong) lets ``check`` and the
+    daemon report them like the rest, with file, line and key, or the variable that set it.
     """
     env = os.environ if env is None else env
     source = settings.source or "<defaults>"

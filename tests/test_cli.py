@@ -39,7 +39,7 @@ def test_check_refuses_missing_sink_secrets_as_run_does(tmp_path: Path) -> None:
     # The daemon refuses the same config at start, for the same reasons.
     once = cli("once", "--config", str(cfg), cwd=tmp_path)
     assert once.returncode == 2
-    assert "sinks.webhooks[0].secret_file" in once.stderr
+    assert f"{cfg}:10:7: sinks.webhooks[0].secret_file" in once.stderr
 
     (tmp_path / "desk.secret").write_text("desk-key\n")
     fixed = cfg.read_text().replace("urls_env: NM_TEST_UNSET_APPRISE_URLS",

@@ -7,7 +7,7 @@ failing alert by alert later.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from loguru import logger
 
@@ -15,27 +15,16 @@ from monitor.alerts.digest import DigestSink
 from monitor.alerts.routing import unknown_channels
 from monitor.alerts.sinks import JsonlSink, RedisSink, Sink, StdoutSink
 from monitor.alerts.webhook import WebhookSink
-from monitor.config import Settings
-from monitor.errors import ConfigError, Problem
-from monitor.yamlsafe import KeyPath, format_path
+from monitor.config import Settings, locator
+from monitor.errors import ConfigError
+from monitor.yamlsafe import KeyPath
 
 
-def build_sinks(settings: Settings,
-                locate: Callable[[KeyPath, str], Problem] | None = None) -> dict[str, Sink]:
-    """Every enabled sink by name. Raises ConfigError naming each bad entry's key.
-
-    ``locate`` places a problem (``monitor.config.locator`` adds the file's line);
-    without it, problems name the config file and the key.
-    """
+def build_sinks(settings: Settings) -> dict[str, Sink]:
+    """Every enabled sink by name. Raises ConfigError naming each bad entry's key and line."""
     s = settings.sinks
-    source = settings.source or "<config>"
-
-    def place(loc: KeyPath, reason: str) -> Problem:
-        return Problem(source, format_path(loc), reason)
-
-    where = locate or place
     sinks: dict[str, Sink] = {}
-    problems: list[Problem] = []
+    problems: list[tuple[KeyPath, str]] = []
     if s.stdout.enabled:
         stdout: Sink = StdoutSink(s.stdout.format)
         sinks["stdout"] = DigestSink(stdout, s.stdout.digest) if s.stdout.digest else stdout
@@ -50,7 +39,7 @@ def build_sinks(settings: Settings,
             secret = w.secret_bytes()
         except ValueError as e:
             key = "secret_file" if w.secret_file is not None else "secret_env"
-            problems.append(where(("sinks", "webhooks", i, key), str(e)))
+            problems.append((("sinks", "webhooks", i, key), str(e)))
             continue
         if secret is None:
             logger.warning("webhook {} has no secret: its requests are not signed", w.name)
@@ -63,8 +52,8 @@ def build_sinks(settings: Settings,
         try:
             from monitor.alerts.apprise_sink import AppriseSink
         except ImportError:
-            problems.append(where(("sinks", "apprise"),
-                                  "needs the 'apprise' package (pip install apprise)"))
+            problems.append((("sinks", "apprise"),
+                             "needs the 'apprise' package (pip install apprise)"))
         else:
             for i, a in enumerate(s.apprise):
                 try:
@@ -73,11 +62,12 @@ def build_sinks(settings: Settings,
                 except ValueError as e:
                     key = ("urls" if a.urls else "urls_file" if a.urls_file is not None
                            else "urls_env")
-                    problems.append(where(("sinks", "apprise", i, key), str(e)))
+                    problems.append((("sinks", "apprise", i, key), str(e)))
                     continue
                 sinks[ap.name] = DigestSink(ap, a.digest) if a.digest else ap
     if problems:
-        raise ConfigError(problems)
+        place = locator(settings)
+        raise ConfigError([place(loc, reason) for loc, reason in problems])
     return sinks
 
 
