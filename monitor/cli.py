@@ -127,7 +127,7 @@ def check(ctx: click.Context, show: bool) -> None:
     this), so the sinks are built as ``run`` builds them, which reads their secrets.
     """
     from monitor.alerts.build import build_sinks
-    from monitor.config import describe
+    from monitor.config import describe, prepare_state_dir
     from monitor.match.rules import load_rules
     from monitor.service import load_feeds
 
@@ -141,6 +141,10 @@ def check(ctx: click.Context, show: bool) -> None:
     try:
         n_rules = len(load_rules(settings.rules.paths))
     except RuleError as e:
+        problems.append(str(e))
+    try:
+        prepare_state_dir(settings, keep=False)
+    except ConfigError as e:
         problems.append(str(e))
     try:
         sinks = build_sinks(settings)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -619,6 +620,34 @@ def _check_semantics(s: Settings, doc: YamlDoc) -> list[Problem]:
         if not p.exists():
             out.append(doc.problem(("rules", "paths", i), f"rules not found: {p}"))
     return out
+
+
+def prepare_state_dir(settings: Settings, *, keep: bool = True) -> None:
+    """Create ``state_dir`` and try a file in it; ConfigError naming the folder and the reason.
+
+    The store, the lock, the JSONL and dead-letter files all live there, and each would
+    otherwise fail on its own with a bare OSError. ``keep=False`` (for ``check``) removes
+    the folders it had to create, so a check leaves nothing behind.
+    """
+    path = settings.state_dir
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError([locator(settings)(
+                ("state_dir",), f"cannot create {path}: {e.strerror or e}")]) from None
+        try:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as e:
+            raise ConfigError([locator(settings)(
+                ("state_dir",), f"cannot write in {path}: {e.strerror or e}")]) from None
+    finally:
+        if not keep:
+            for folder in created:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def describe(settings: Settings) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from monitor.alerts.payload import operator_event
 from monitor.alerts.policy import AlertPolicy
 from monitor.alerts.sinks import Sink
 from monitor.alerts.throttle import RuleThrottle
-from monitor.config import Settings, changed_keys, load_settings, redact_url
+from monitor.config import Settings, changed_keys, load_settings, prepare_state_dir, redact_url
 from monitor.errors import ConfigError, FeedError, ParseError, RuleError, StoreError
 from monitor.fetch import feedstate, schedule, websub
 from monitor.fetch.feedlist import load_feed_lists
@@ -182,7 +182,7 @@ class Service:
     async def start(self) -> None:
         """Open everything; raises MonitorError subclasses naming what is wrong."""
         st = self.settings
-        st.state_dir.mkdir(parents=True, exist_ok=True)
+        prepare_state_dir(st)
         self.rules = load_rules(st.rules.paths)
         self.rules_sig = _rule_files_signature(st.rules.paths)
         self.feeds = load_feeds(st)

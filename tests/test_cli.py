@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from tests.test_replay_cli import ROOT, cli
 
@@ -18,10 +24,10 @@ SINKS = """sinks:
 """
 
 
-def write_setup(tmp_path: Path, extra: str = "") -> Path:
+def write_setup(tmp_path: Path, extra: str = "", state_dir: str = "state") -> Path:
     (tmp_path / "feeds.yaml").write_text("- url: http://127.0.0.1:9/feed.xml\n")
     cfg = tmp_path / "monitor.yaml"
-    cfg.write_text(f"state_dir: state\nfeeds: {{files: [feeds.yaml]}}\n"
+    cfg.write_text(f"state_dir: {state_dir}\nfeeds: {{files: [feeds.yaml]}}\n"
                    f"rules: {{paths: [{ROOT / 'rules'}]}}\nmetrics: {{enabled: false}}\n"
                    + extra)
     return cfg
@@ -48,3 +54,53 @@ def test_check_refuses_missing_sink_secrets_as_run_does(tmp_path: Path) -> None:
     res = cli("check", "--config", str(cfg), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "ok:" in res.stdout
+
+
+def test_a_state_dir_under_a_regular_file_is_a_setup_error_for_once_and_check(
+        tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("not a folder\n")
+    cfg = write_setup(tmp_path, state_dir="plain/state")
+    for command in ("once", "check"):
+        res = cli(command, "--config", str(cfg), cwd=tmp_path)
+        assert res.returncode == 2, (command, res.stdout, res.stderr)
+        assert "Traceback" not in res.stderr
+        assert (f"{cfg}:1:1: state_dir: cannot create {tmp_path / 'plain' / 'state'}: "
+                "Not a directory") in res.stderr
+
+
+def without_root_override() -> list[str]:
+    """A command prefix under which permissions apply, root or not (skip if none works)."""
+    if os.geteuid() != 0:
+        return []
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    if shutil.which("setpriv") is None or subprocess.run([*drop, "true"], check=False).returncode:
+        pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE")
+    return drop
+
+
+def test_a_state_dir_that_is_not_writable_is_a_setup_error(tmp_path: Path) -> None:
+    prefix = without_root_override()
+    (tmp_path / "ro").mkdir(mode=0o555)
+    cfg = write_setup(tmp_path, state_dir="ro")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_MONITOR_")}
+    try:
+        for command in ("once", "check"):
+            res = subprocess.run([*prefix, sys.executable, "-m", "monitor", command, "--config",
+                                  str(cfg)], cwd=tmp_path, env=env, capture_output=True,
+                                 text=True, timeout=120, check=False)
+            assert res.returncode == 2, (command, res.stdout, res.stderr)
+            assert "Traceback" not in res.stderr
+            assert f"state_dir: cannot write in {tmp_path / 'ro'}: Permission denied" in res.stderr
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+
+
+def test_check_tries_the_state_dir_but_leaves_nothing_behind(tmp_path: Path) -> None:
+    cfg = write_setup(tmp_path, state_dir="var/lib/state")
+    res = cli("check", "--config", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "var").exists()
+    (tmp_path / "kept").mkdir()
+    cfg = write_setup(tmp_path, state_dir="kept")
+    assert cli("check", "--config", str(cfg), cwd=tmp_path).returncode == 0
+    assert list((tmp_path / "kept").iterdir()) == []
