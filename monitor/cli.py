@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,14 +44,28 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
-def _store_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
-    if value is not None:
-        ctx.ensure_object(dict)["config"] = value
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep an option given after the command; one given before it stays when it is not."""
+    if value is not None and param.name is not None:
+        ctx.ensure_object(dict)[param.name] = value
 
 
-config_option = click.option(
+LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False)
+LOG_FORMATS = click.Choice(["text", "json"])
+_config_option = click.option(
     "--config", "-c", type=click.Path(path_type=Path, dir_okay=False), expose_value=False,
-    callback=_store_config, help="Config file (also accepted before the command).")
+    callback=_remember, help="Config file (also accepted before the command).")
+_log_level_option = click.option(
+    "--log-level", type=LOG_LEVELS, expose_value=False, callback=_remember,
+    help="Log level (default: log.level; also accepted before the command).")
+_log_format_option = click.option(
+    "--log-format", type=LOG_FORMATS, expose_value=False, callback=_remember,
+    help="Log format (default: log.format; also accepted before the command).")
+
+
+def common_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--config``, ``--log-level`` and ``--log-format``, after the command as before it."""
+    return _config_option(_log_level_option(_log_format_option(command)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,9 +73,8 @@ config_option = click.option(
 @click.option("--config", "-c", type=click.Path(path_type=Path, dir_okay=False),
               help="Config file (default: $NEWS_MONITOR_CONFIG, ./monitor.yaml, "
                    "~/.config/news-monitor/monitor.yaml, /etc/news-monitor/monitor.yaml).")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"],
-                                               case_sensitive=False))
-@click.option("--log-format", type=click.Choice(["text", "json"]))
+@click.option("--log-level", type=LOG_LEVELS)
+@click.option("--log-format", type=LOG_FORMATS)
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, log_level: str | None,
          log_format: str | None) -> None:
@@ -101,7 +114,7 @@ def _run_service(ctx: click.Context, once: bool) -> None:
 
 
 @main.command()
-@config_option
+@common_options
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Run the daemon until SIGTERM (SIGHUP reloads config, feeds and rules)."""
@@ -109,7 +122,7 @@ def run(ctx: click.Context) -> None:
 
 
 @main.command()
-@config_option
+@common_options
 @click.pass_context
 def once(ctx: click.Context) -> None:
     """Poll every feed once, deliver the alerts, and exit."""
@@ -117,7 +130,7 @@ def once(ctx: click.Context) -> None:
 
 
 @main.command()
-@config_option
+@common_options
 @click.option("--show", is_flag=True, help="Print the effective configuration (secrets masked).")
 @click.pass_context
 def check(ctx: click.Context, show: bool) -> None:
@@ -186,7 +199,7 @@ def _lines(path: str) -> Iterator[bytes]:
 
 
 @main.command()
-@config_option
+@common_options
 @click.argument("articles", type=click.Path(allow_dash=True))
 @click.option("--rules", "rules_path", type=click.Path(exists=True, path_type=Path),
               help="Rule file or folder (default: the configured rules).")
@@ -200,7 +213,9 @@ def replay(ctx: click.Context, articles: str, rules_path: Path | None, out: str)
     from monitor.stories.cluster import StoryConfig
 
     settings = _settings(ctx)
-    setup_logging("WARNING")
+    # Quiet unless asked: the summary and the skipped lines are what a replay reports.
+    obj = ctx.ensure_object(dict)
+    setup_logging(obj.get("log_level") or "WARNING", obj.get("log_format") or settings.log.format)
     rules = _load_rule_set(ctx, rules_path)
     if out != "-" and not Path(out).parent.is_dir():
         # Found before the run, not after it: a long replay should not be lost to a typo.
@@ -232,7 +247,7 @@ def replay(ctx: click.Context, articles: str, rules_path: Path | None, out: str)
 
 
 @main.command()
-@config_option
+@common_options
 @click.argument("source", type=str)
 @click.option("--rules", "rules_path", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per article.")
@@ -287,7 +302,7 @@ def _load_articles(source: str, settings: Settings) -> list[Any]:
 
 
 @main.group(invoke_without_command=True)
-@config_option
+@common_options
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def feeds(ctx: click.Context, as_json: bool) -> None:
@@ -390,7 +405,7 @@ def _target_list(settings: Settings, file: Path | None) -> Path:
 
 
 @feeds.command("add")
-@config_option
+@common_options
 @click.argument("url")
 @click.option("--file", type=click.Path(path_type=Path, dir_okay=False),
               help="YAML feed list to add to (default: the first configured one).")
@@ -430,7 +445,7 @@ def feeds_add(ctx: click.Context, url: str, file: Path | None, outlet: str | Non
 
 
 @feeds.command("import")
-@config_option
+@common_options
 @click.argument("opml", type=click.Path(exists=True, path_type=Path, dir_okay=False))
 @click.option("--file", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
@@ -454,7 +469,7 @@ def feeds_import(ctx: click.Context, opml: Path, file: Path | None) -> None:
 
 
 @feeds.command("export")
-@config_option
+@common_options
 @click.pass_context
 def feeds_export(ctx: click.Context) -> None:
     """Print every configured feed as OPML."""
@@ -466,7 +481,7 @@ def feeds_export(ctx: click.Context) -> None:
 
 
 @main.command()
-@config_option
+@common_options
 @click.option("--group", default="news-monitor-tail", show_default=True,
               help="Consumer group: consumers in one group share the work.")
 @click.option("--consumer", default=None, help="This consumer's name (default: host-pid).")

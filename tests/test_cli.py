@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.feed_server import FeedServer
+from tests.test_e2e import rss
 from tests.test_replay_cli import ROOT, cli
 
 SINKS = """sinks:
@@ -25,7 +28,8 @@ SINKS = """sinks:
 
 
 def write_setup(tmp_path: Path, extra: str = "", state_dir: str = "state") -> Path:
-    (tmp_path / "feeds.yaml").write_text("- url: http://127.0.0.1:9/feed.xml\n")
+    if not (tmp_path / "feeds.yaml").exists():
+        (tmp_path / "feeds.yaml").write_text("- url: http://127.0.0.1:9/feed.xml\n")
     cfg = tmp_path / "monitor.yaml"
     cfg.write_text(f"state_dir: {state_dir}\nfeeds: {{files: [feeds.yaml]}}\n"
                    f"rules: {{paths: [{ROOT / 'rules'}]}}\nmetrics: {{enabled: false}}\n"
@@ -104,3 +108,22 @@ def test_check_tries_the_state_dir_but_leaves_nothing_behind(tmp_path: Path) -> 
     cfg = write_setup(tmp_path, state_dir="kept")
     assert cli("check", "--config", str(cfg), cwd=tmp_path).returncode == 0
     assert list((tmp_path / "kept").iterdir()) == []
+
+
+def test_log_options_work_after_the_command_as_before_it(tmp_path: Path) -> None:
+    with FeedServer() as srv:
+        srv.set("/f.xml", rss([]))
+        (tmp_path / "feeds.yaml").write_text(f"- url: {srv.url('/f.xml')}\n")
+        cfg = write_setup(tmp_path, "poll: {allow_networks: [127.0.0.0/8]}\n"
+                                    "sinks: {stdout: {enabled: false}}\n")
+        default = cli("once", "--config", str(cfg), cwd=tmp_path)
+        assert default.returncode == 0, default.stderr
+        assert "polled 1 feeds" in default.stderr
+        for args in (["once", "--log-level", "error"], ["--log-level", "ERROR", "once"]):
+            quiet = cli(*args, "--config", str(cfg), cwd=tmp_path)
+            assert quiet.returncode == 0, quiet.stderr
+            assert "polled" not in quiet.stderr
+        as_json = cli("once", "--log-format", "json", "--config", str(cfg), cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    records = [json.loads(line)["record"] for line in as_json.stderr.splitlines()]
+    assert any(r["message"].startswith("polled 1 feeds") for r in records)
