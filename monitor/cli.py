@@ -1,7 +1,8 @@
 """``news-monitor``: run the daemon, poll once, check a setup, replay or explain articles.
 
-Exit codes: 0 success; 1 the work ran but something failed (a feed, a delivery);
-2 the setup is wrong (config, rules, feeds, store unreachable) and nothing ran.
+Exit codes: 0 success; 1 the work ran but failed (for ``once``: every feed failed, or an
+alert could not be delivered to a sink and waits for a retry or went to the dead-letter
+file); 2 the setup is wrong (config, rules, feeds, store unreachable) and nothing ran.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from monitor.logs import setup_logging
 if TYPE_CHECKING:
     from monitor.alerts.sinks import Sink
     from monitor.match.rules import RuleSet
+    from monitor.service import RunSummary
 
 EXIT_FAILED = 1
 EXIT_SETUP = 2
@@ -102,15 +104,29 @@ def _run_service(ctx: click.Context, once: bool) -> None:
             if once:
                 summary = await service.run_once()
                 logger.info("polled {} feeds: {} failed, {} new articles, {} alerts, "
-                            "{} deliveries", summary.feeds, summary.failed, summary.new,
-                            summary.alerts, summary.delivered)
-                return EXIT_FAILED if summary.feeds and summary.failed == summary.feeds else 0
+                            "{} deliveries, {} failed deliveries", summary.feeds,
+                            summary.failed, summary.new, summary.alerts, summary.delivered,
+                            summary.delivery_failures)
+                return _once_exit_code(summary)
             await service.run()
             return 0
         finally:
             await service.close()
 
     ctx.exit(asyncio.run(go()))
+
+
+def _once_exit_code(summary: RunSummary) -> int:
+    """1 when the run let the operator down; 0 when it did its job, maybe not for every feed.
+
+    ``once`` runs from cron, where a non-zero exit pages someone. Alerts that did not reach
+    a sink are exactly what they run it for, and every feed failing means the network, the
+    proxy or the machine is at fault. One dead feed among sixty is neither: ``feeds`` lists
+    it with its error, and it is tried again next time.
+    """
+    if summary.feeds and summary.failed == summary.feeds:
+        return EXIT_FAILED
+    return EXIT_FAILED if summary.delivery_failures else 0
 
 
 @main.command()

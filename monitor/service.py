@@ -105,6 +105,7 @@ class RunSummary:
     new: int = 0
     alerts: int = 0
     delivered: int = 0
+    delivery_failures: int = 0  # attempts a sink refused or missed: the alerts wait or are dead
     reports: list[PollReport] = field(default_factory=list)
 
 
@@ -645,7 +646,9 @@ class Service:
         summary.failed = sum(r.status == "error" for r in summary.reports)
         summary.new = sum(r.new for r in summary.reports)
         summary.alerts = sum(r.alerts for r in summary.reports)
-        summary.delivered = await self.deliver()
+        if self.deliverer is not None:
+            stats = await self.deliverer.deliver_due(self.clock())
+            summary.delivered, summary.delivery_failures = stats.sent, stats.failed
         return summary
 
     async def _delivery_loop(self) -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.feed_server import FeedServer
+from tests.support.http_sink import HttpSink
 from tests.test_e2e import rss
 from tests.test_replay_cli import ROOT, cli
+from tests.test_webhook_service import ITEMS, RULES
 
 SINKS = """sinks:
   stdout: {enabled: false}
@@ -127,3 +129,36 @@ def test_log_options_work_after_the_command_as_before_it(tmp_path: Path) -> None
     assert as_json.returncode == 0, as_json.stderr
     records = [json.loads(line)["record"] for line in as_json.stderr.splitlines()]
     assert any(r["message"].startswith("polled 1 feeds") for r in records)
+
+
+def test_once_fails_when_an_alert_is_left_undelivered_or_every_feed_failed(
+        tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(RULES)
+    with FeedServer() as srv, HttpSink() as rx:
+        srv.set("/f.xml", rss(ITEMS))
+        srv.set("/down.xml", b"", status=503)
+        (tmp_path / "feeds.yaml").write_text(f"- url: {srv.url('/f.xml')}\n")
+
+        def once(state_dir: str) -> tuple[int, str]:
+            cfg = write_setup(tmp_path, "poll: {allow_networks: [127.0.0.0/8]}\n"
+                              f"sinks:\n  stdout: {{enabled: false}}\n"
+                              f"  webhooks: [{{name: desk, url: '{rx.url('/desk')}'}}]\n",
+                              state_dir=state_dir)
+            cfg.write_text(cfg.read_text().replace(str(ROOT / "rules"), "rules"))
+            res = cli("once", "--config", str(cfg), cwd=tmp_path)
+            return res.returncode, res.stderr
+
+        rx.script("/desk", 503)
+        code, err = once("refused")
+        assert code == 1, err
+        assert "2 alerts, 1 deliveries, 1 failed deliveries" in err  # jsonl took its one
+        rx.script("/desk", 200)
+        code, err = once("delivered")
+        assert code == 0, err
+        assert "2 alerts, 3 deliveries, 0 failed deliveries" in err
+
+        (tmp_path / "feeds.yaml").write_text(f"- url: {srv.url('/down.xml')}\n")
+        code, err = once("all-down")
+        assert code == 1, err
+        # One feed down among working ones is no failure of the run (tests/test_feeds_cli.py).
