@@ -23,10 +23,13 @@ polls: nothing is half-accepted, and the next poll sees those articles as new.
 
 With a ``shared`` store (Redis: several instances), each instance's story
 index would miss the others' members and open a second story for the same
-event. So place -> commit -> add runs under the store's ``stories`` lease,
+event. So placing and committing run under the store's ``stories`` lease,
 after folding in the members other instances committed since we last looked
-(``members_after``), and the story to grow is read from the store, never
-from this instance's cache. SQLite's path stays as it was: one instance.
+(``members_after``), and the story to grow is read from the store (or from what
+this slice staged under the lease), never from this instance's cache. A slice is
+staged like a group commit and written with one ``commit_articles`` call that
+stops at the first refusal (see ``_commit_slice``). SQLite's path stays as it
+was: one instance.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class _Staged:
     where: Route | None
     inserted: bool  # the index gained the member (False: it was a member already)
     now: datetime
+    learned: tuple[str, ...] = ()  # rule ids staging added to the story's known hits
 
 
 @dataclass(frozen=True)
@@ -173,9 +177,8 @@ class Ingestor:
 
     def _story_hits(self, story: Story, fresh: Sequence[RuleHit]) -> list[RuleHit]:
         """One hit per rule of the story: the freshest explanation we have."""
-        known = self.hits.setdefault(story.id, {})
-        for hit in fresh:
-            known.setdefault(hit.rule_id, hit)
+        self._learn(story.id, fresh)
+        known = self.hits[story.id]
         by_id = {r.id: r for r in self.rules.rules}
         out: list[RuleHit] = []
         for rule_id in story.rule_ids:
@@ -188,6 +191,14 @@ class Ingestor:
                                 channels=tuple(rule.channels))
             out.append(found)
         return out
+
+    def _learn(self, story_id: str, fresh: Sequence[RuleHit]) -> tuple[str, ...]:
+        """Keep the first explanation per rule; returns the rules that had none yet."""
+        known = self.hits.setdefault(story_id, {})
+        new = tuple(dict.fromkeys(h.rule_id for h in fresh if h.rule_id not in known))
+        for hit in fresh:
+            known.setdefault(hit.rule_id, hit)
+        return new
 
     def _limit(self, rule_id: str) -> Throttle | None:
         return next((r.throttle for r in self.rules.rules if r.id == rule_id), None)
@@ -238,9 +249,12 @@ class Ingestor:
     async def _story_for(self, placement: Placement) -> Story | None:
         if placement.is_new:
             return None
-        # Shared: another instance may have grown the story since we cached it.
-        story = None if self.store.shared else (self._pending.get(placement.story_id)
-                                                 or self.stories.get(placement.story_id))
+        # Staged and not committed yet: on a shared store only this slice's, under the
+        # lease, so no other instance can have grown it since. The cache, though, may be
+        # stale there: another instance may have grown the story since we cached it.
+        story = self._pending.get(placement.story_id)
+        if story is None and not self.store.shared:
+            story = self.stories.get(placement.story_id)
         if story is None:
             story = await self.store.get_story(placement.story_id)
         return story
@@ -314,10 +328,17 @@ class Ingestor:
         return [out[i] for i in range(len(articles))]
 
     async def _prepare(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
-                       now: datetime) -> _Staged:
-        """Place the article and decide its alert: what its commit will write. Changes nothing."""
+                       now: datetime, *, learn: bool = False) -> _Staged:
+        """Place the article and decide its alert: what its commit will write.
+
+        Changes nothing but the story's known rule hits: with ``learn``, all of this
+        article's (as ``_cache`` records them after a commit, so the next article's alert
+        explains its rules as if this one were committed already), else those its alert
+        names.
+        """
         placement = self.index.place(article, now)
         story = self._grow(await self._story_for(placement), placement, article, hits, now)
+        learned = self._learn(story.id, hits) if learn and story.rule_ids else ()
         event = self.policy.decide(story, now)
         outbox: list[OutboxItem] = []
         alert_id = None
@@ -334,12 +355,12 @@ class Ingestor:
         commit = ArticleCommit(tuple(keys), story, member, tuple(outbox), now,
                                self.seen_ttl.total_seconds())
         return _Staged(article, tuple(keys), tuple(hits), placement, story, commit, event,
-                       alert_id, where, self.index.story_of(article.key) is None, now)
+                       alert_id, where, self.index.story_of(article.key) is None, now, learned)
 
     async def _stage(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
-                     now: datetime) -> _Staged:
+                     now: datetime, *, learn: bool = False) -> _Staged:
         """``_prepare``, then the index, the overlay and the throttles gain it at once."""
-        s = await self._prepare(article, keys, hits, now)
+        s = await self._prepare(article, keys, hits, now, learn=learn)
         if self.throttle is not None and s.where is not None and not s.where.held:
             self.throttle.record(s.where.counted, now)  # so the next article sees it counted
         self.index.add(s.placement)
@@ -422,12 +443,16 @@ class Ingestor:
                 self._queued(s.where, s.story.id, s.now)
 
     def _take_back(self, entries: Sequence[_Staged]) -> None:
-        """Undo staging, newest first: the index, the throttles, the overlay."""
+        """Undo staging, newest first: the index, the throttles, the overlay, rule hits."""
         for s in reversed(entries):
             if s.inserted:
                 self.index.remove(s.article.key)
             if self.throttle is not None and s.where is not None and not s.where.held:
                 self.throttle.forget(s.where.counted, s.now)
+            known = self.hits.get(s.story.id)
+            if known is not None:
+                for rule_id in s.learned:
+                    known.pop(rule_id, None)
             for k in s.keys:
                 if self._pending_keys.get(k) == s.story.id:
                     del self._pending_keys[k]
@@ -479,23 +504,61 @@ class Ingestor:
             async with self._lock, self.store.exclusive(STORIES_LEASE, LEASE_TTL,
                                                         wait_seconds=LEASE_WAIT):
                 await self._catch_up(now)
-                for i in fresh[start:start + LEASE_BATCH]:
-                    out[i] = await self._ingest_new(articles[i], groups[i], hits[i], now)
+                await self._commit_slice(fresh[start:start + LEASE_BATCH], articles, groups,
+                                         hits, now, out)
         return [out[i] for i in range(len(articles))]
 
-    async def _ingest_new(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
-                          now: datetime) -> Outcome:
-        s = await self._prepare(article, keys, hits, now)
-        c = s.commit
-        accepted = await self.store.commit_article(
-            c.seen_keys, c.story, c.member, c.outbox, c.now, c.seen_ttl_seconds)
-        if accepted:  # else another instance took it between our check and our commit
-            self.index.add(s.placement)
-            self._cache(s.story, hits)
-            self._remember_keys(keys, s.story.id)
-            if s.where is not None:
-                self._queued(s.where, s.story.id, now)
-        return self._outcome(s, accepted)
+    async def _commit_slice(self, todo: list[int], articles: Sequence[Article],
+                            groups: Sequence[Sequence[str]], hits: Sequence[Sequence[RuleHit]],
+                            now: datetime, out: dict[int, Outcome]) -> None:
+        """Stage a slice's articles in order, then write them with one ``commit_articles``.
+
+        One store round trip for the slice instead of one per article. Each article is
+        staged (index, overlay, throttles, rule hits) before the next is placed, so it
+        sees the ones before it as it did when each was committed before the next; the
+        story it grows comes from the overlay, which under the lease is what the store
+        will hold.
+
+        The commit stops at the first refusal (another instance committed one of its
+        keys after our ``seen_any``; or our own write landed and the pipeline was
+        retried): an article after it may have joined the refused one's story or been
+        placed against it, so it must not be written as decided. The refused article
+        and all after it are taken back; the refused one is a duplicate, and the rest
+        are placed again without it, after folding in what the store has now (it may
+        be our own write) and setting aside those seen meanwhile. Placing them again
+        rather than committing them one at a time: one code path, still one round trip
+        for the rest, and a refusal is rare.
+        """
+        while todo:
+            staged: list[_Staged] = []
+            try:
+                for i in todo:
+                    staged.append(await self._stage(articles[i], groups[i], hits[i], now,
+                                                    learn=True))
+                done = await self.store.commit_articles([s.commit for s in staged],
+                                                        stop_at_refusal=True)
+            except BaseException:
+                # Not knowing which entries landed, keep none: what did comes back with
+                # the next catch-up, what did not with the next poll.
+                self._take_back(staged)
+                raise
+            ok = done.index(False) if False in done else len(done)
+            self._settle(staged[:ok], done[:ok])
+            for i, s in zip(todo[:ok], staged[:ok], strict=True):
+                out[i] = self._outcome(s, True)
+            if ok == len(todo):
+                return
+            self._take_back(staged[ok:])
+            out[todo[ok]] = self._outcome(staged[ok], False)
+            rest = todo[ok + 1:]
+            if not rest:
+                return
+            await self._catch_up(now)
+            seen = await self.store.seen_any([groups[i] for i in rest])
+            for i, was_seen in zip(rest, seen, strict=True):
+                if was_seen:
+                    out[i] = Outcome(articles[i], True, None, tuple(h.rule_id for h in hits[i]))
+            todo = [i for i, was_seen in zip(rest, seen, strict=True) if not was_seen]
 
     async def flush_updates(self, now: datetime) -> list[str]:
         """Queue held-back ``story.updated`` alerts whose interval has passed.

@@ -250,6 +250,29 @@ async def test_commit_articles_writes_each_entry_and_refuses_seen_ones(store: St
     assert await store.commit_articles([]) == []
 
 
+async def test_commit_articles_can_stop_at_the_first_refusal(store: Store) -> None:
+    assert await commit(store, ["old"], "s0", at(0), [item("al-0")])
+    done = await store.commit_articles([
+        entry(["a1"], "s1", at(1), [item("al-1")]),
+        entry(["b1", "old"], "s2", at(2), [item("al-2")]),    # refused: seen before
+        entry(["c1"], "s1", at(3), [item("al-3")]),           # would be new, not written
+        entry(["d1"], "s4", at(4), [item("al-4")]),
+    ], stop_at_refusal=True)
+    assert done == [True, False, False, False]
+    assert await store.seen_any([["a1"], ["b1"], ["c1"], ["d1"]]) == [
+        True, False, False, False]
+    assert await store.get_story("s1") == story("s1", at(1))  # not grown by the third
+    assert await store.get_story("s4") is None
+    assert sorted(m.article_key for m in await store.recent_members(at(-1))) == ["a1", "old"]
+    assert [i.alert_id for i in await store.outbox_due("redis", at(100), 10)] == [
+        "al-0", "al-1"]
+    # Nothing left over: the next batch (and a plain one) writes as usual.
+    assert await store.commit_articles([entry(["c1"], "s1", at(3)), entry(["d1"], "s4", at(4))],
+                                       stop_at_refusal=True) == [True, True]
+    assert await store.commit_articles([entry(["e1"], "s5", at(5))]) == [True]
+    assert await store.commit_articles([], stop_at_refusal=True) == []
+
+
 async def test_concurrent_commits_of_one_article_alert_once(open_store: OpenStore) -> None:
     first, second = await open_store(), await open_store()
     results: list[bool] = []

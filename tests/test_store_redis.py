@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import pytest
 import redis
 
 from monitor.errors import StoreError
 from monitor.models import FeedState, Story, StoryMember
-from monitor.store.base import OutboxItem
+from monitor.store.base import ArticleCommit, OutboxItem
 from monitor.store.keys import Keys
 from monitor.store.redis import RedisStore
 from tests.support.redis_server import RedisServer, free_port
@@ -141,3 +142,53 @@ async def test_foreign_data_under_prefix_is_store_error(redis_url: str) -> None:
         story = Story(id="s", title="t", first_seen=T0, last_seen=T0)
         with pytest.raises(StoreError, match=r"commit_article.*WRONGTYPE"):
             await store.commit_article(["k"], story, None, [], T0, 60)
+
+
+def calls(url: str) -> dict[str, int]:
+    """Calls per command the server has run so far (scripts' own calls included)."""
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+        return {k.removeprefix("cmdstat_"): int(v["calls"])  # type: ignore[index]
+                for k, v in stats.items()}  # type: ignore[union-attr]
+    finally:
+        client.close()
+
+
+async def test_commit_articles_is_one_pipeline_and_leaves_no_guard_behind(
+        redis_url: str) -> None:
+    async with RedisStore(redis_url, prefix="p") as store:
+        entries = [ArticleCommit((f"k{i}",), Story(id="s", title="t", first_seen=T0,
+                                                   last_seen=T0 + timedelta(seconds=i)),
+                                 StoryMember(story_id="s", article_key=f"k{i}",
+                                             seen_at=T0, features="{}"), (), T0, 60)
+                   for i in range(5)]
+        assert await store.commit_article(["k2"], entries[2].story, None, [], T0, 60)
+        client = redis.Redis.from_url(redis_url)
+        try:
+            before = calls(redis_url)
+            assert await store.commit_articles(entries, stop_at_refusal=True) == [
+                True, True, False, False, False]
+            after = calls(redis_url)
+            # One script call per entry, the script loaded once (in the same pipeline).
+            assert after["evalsha"] - before.get("evalsha", 0) == 5
+            assert after["script|load"] - before.get("script|load", 0) == 1
+            assert not list(client.scan_iter("p:batch:*"))
+            assert await store.commit_articles(entries) == [False, False, False, True, True]
+        finally:
+            client.close()
+        story = await store.get_story("s")
+        assert story is not None and story.last_seen == T0 + timedelta(seconds=4)
+
+
+async def test_commit_articles_after_a_lost_lease_stops_at_the_fence(redis_url: str) -> None:
+    async with RedisStore(redis_url, prefix="p") as slow, \
+            RedisStore(redis_url, prefix="p") as fast:
+        story = Story(id="s", title="t", first_seen=T0, last_seen=T0)
+        entry = ArticleCommit(("k",), story, None, (), T0, 60)
+        async with slow.exclusive("stories", 0.2):
+            await anyio.sleep(0.3)
+            async with fast.exclusive("stories", 30):
+                with pytest.raises(StoreError, match=r"commit_articles: lease .* was lost"):
+                    await slow.commit_articles([entry], stop_at_refusal=True)
+        assert await fast.seen_any([["k"]]) == [False]

@@ -16,8 +16,10 @@ Multi-instance safety (Redis back end; SQLite is one process):
   commit): each entry is refused or written as a whole, in order, and an entry
   whose keys an earlier entry of the batch wrote is refused too. SQLite writes
   the whole batch in one transaction, so an error writes nothing; Redis runs one
-  script per entry, so an error may leave the first entries written, and a retry
-  sees those as refused (their alerts are already queued).
+  script per entry (all in one pipeline), so an error may leave the first entries
+  written, and a retry sees those as refused (their alerts are already queued).
+  With ``stop_at_refusal`` nothing after the first refused entry is written either:
+  for a caller that decided each entry assuming the ones before it would be written.
 * Clustering is not one store operation: each instance decides in its own
   in-memory story index. So a ``shared`` store offers a lease
   (``exclusive("stories", ttl)``) for the decide-and-commit section and a change
@@ -117,11 +119,16 @@ class Store(Protocol):
         Returns False and writes nothing when any key was already seen.
         """
 
-    async def commit_articles(self, commits: Sequence[ArticleCommit]) -> list[bool]:
+    async def commit_articles(
+        self, commits: Sequence[ArticleCommit], *, stop_at_refusal: bool = False
+    ) -> list[bool]:
         """``commit_article`` for each entry, in order, in one call; one result per entry.
 
         SQLite: one transaction, all or nothing when it raises. Redis: each entry atomic
-        on its own (see the module docstring).
+        on its own (see the module docstring). ``stop_at_refusal``: the entries after
+        the first refused one write nothing and come back False too. The shared ingest
+        path needs it: each article of its slice was placed seeing the ones before it,
+        so one that joined a refused article's story must not be written with it.
         """
 
     async def save_story(self, story: Story, outbox: Sequence[OutboxItem]) -> None:

@@ -21,6 +21,9 @@ key                                       type    holds
                                                   change feed other instances follow
 ``{p}:members:counter``                   string  the last sequence number handed out
 ``{p}:lock:{name}``                       string  a lease's random token, expiring (PX)
+``{p}:batch:{token}``                     string  "1" once an entry of a batch commit that
+                                                  stops at its first refusal was refused;
+                                                  deleted by the batch, expiring (PX)
 ``{p}:outbox:sinks``                      set     every sink that ever had an item
 ``{p}:outbox:{sink}:queue``               zset    alert id -> due time (µs): next_attempt,
                                                   or created_at when unset
@@ -91,6 +94,9 @@ class Keys:
 
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
+
+    def batch(self, token: str) -> str:
+        return f"{self.prefix}:batch:{token}"
 
     @property
     def outbox_sinks(self) -> str:

@@ -6,7 +6,8 @@ Why it looks like this:
   client and run by EVALSHA: ``claim_due`` (take due feeds and push their due time
   to the lease end), ``commit_article`` (refuse when any seen key exists, else write
   keys, story, member and outbox items together), ``sync_feeds``, ``outbox_put``,
-  ``outbox_retry``, ``expire``.
+  ``outbox_retry``, ``expire``. ``commit_articles`` sends one ``commit_article``
+  script per entry in one pipeline (not a transaction): one round trip per batch.
 * **Every key under one prefix**, named in ``keys.py`` only.
 * **Seen keys carry a Redis TTL** (``PX``), so Redis forgets them by itself; the
   TTL counts from the commit, in real time.
@@ -82,6 +83,7 @@ HEALTH_CHECK_INTERVAL = 15
 PING_TIMEOUT = 2.0
 LEASE_POLL_MIN = 0.002  # seconds between tries for a held lease, doubling ...
 LEASE_POLL_MAX = 0.05   # ... up to this, with jitter so waiters do not march in step
+GUARD_TTL_MS = 60_000   # a batch's guard key outlives its pipeline even if the DEL is lost
 
 
 def _item_fields(item: OutboxItem) -> list[str]:
@@ -311,6 +313,45 @@ class RedisStore:
             args += [item.sink, item.alert_id, due, len(fields) // 2, *fields]
         return keys, args
 
+    def _commit_call(
+        self, c: ArticleCommit, guard: str | None
+    ) -> tuple[list[str], list[str | int], tuple[str, str] | None]:
+        """``COMMIT_ARTICLE``'s keys and arguments for one entry, and the lease fencing it."""
+        seen = [self.keys.seen(k) for k in dict.fromkeys(c.seen_keys)]
+        out_keys, out_args = self._outbox_keys_args(list(c.outbox))
+        k = self.keys
+        keys = [k.stories, k.stories_data, k.members, k.members_data, k.outbox_sinks,
+                k.members_seq, k.members_counter, *seen, *out_keys]
+        story, member = c.story, c.member
+        args: list[str | int] = [
+            len(seen), _ttl_ms(c.seen_ttl_seconds),
+            story.id, to_micros(story.last_seen), story_to_json(story),
+        ]
+        if member is None:
+            args += ["", 0, ""]
+        else:
+            args += [member_id(member.story_id, member.article_key), to_micros(member.seen_at),
+                     member_to_json(member)]
+        args += [len(c.outbox), *out_args]
+        if guard is None:
+            args.append("")
+        else:
+            keys.append(guard)
+            args.append(GUARD_TTL_MS)
+        lease = self._lease.get()
+        if lease is None:
+            args.append("")
+        else:
+            keys.append(lease[0])
+            args.append(lease[1])
+        return keys, args, lease
+
+    def _fenced(self, what: str, lease: tuple[str, str] | None, written: str) -> StoreError:
+        assert lease is not None
+        return StoreError(
+            f"Redis store {redact_url(self.url)}: {what}: lease {lease[0]!r} was"
+            f" lost (held past its TTL, now someone else's); {written}")
+
     async def commit_article(
         self,
         seen_keys: Sequence[str],
@@ -320,45 +361,47 @@ class RedisStore:
         now: datetime,
         seen_ttl_seconds: float,
     ) -> bool:
-        seen = [self.keys.seen(k) for k in dict.fromkeys(seen_keys)]
-        out_keys, out_args = self._outbox_keys_args(list(outbox))
-        k = self.keys
-        keys = [k.stories, k.stories_data, k.members, k.members_data, k.outbox_sinks,
-                k.members_seq, k.members_counter, *seen, *out_keys]
-        args: list[str | int] = [
-            len(seen), _ttl_ms(seen_ttl_seconds),
-            story.id, to_micros(story.last_seen), story_to_json(story),
-        ]
-        if member is None:
-            args += ["", 0, ""]
-        else:
-            args += [member_id(member.story_id, member.article_key), to_micros(member.seen_at),
-                     member_to_json(member)]
-        args += [len(outbox), *out_args]
-        lease = self._lease.get()
-        if lease is None:
-            args.append("")
-        else:
-            keys.append(lease[0])
-            args.append(lease[1])
+        keys, args, lease = self._commit_call(
+            ArticleCommit(tuple(seen_keys), story, member, tuple(outbox), now,
+                          seen_ttl_seconds), None)
         with self._errors("commit_article"):
             done = int(await self._eval("commit_article", keys, args))
-        if done < 0:
-            assert lease is not None
-            raise StoreError(
-                f"Redis store {redact_url(self.url)}: commit_article: lease {lease[0]!r} was"
-                " lost (held past its TTL, now someone else's); nothing written")
+        if done == -1:
+            raise self._fenced("commit_article", lease, "nothing written")
         return done > 0
 
-    async def commit_articles(self, commits: Sequence[ArticleCommit]) -> list[bool]:
-        # One script per entry: each atomic on its own, an error leaves the earlier ones
-        # written (a retry sees them refused). The daemon's group commit is SQLite's;
-        # on Redis the Ingestor commits under the stories lease, a slice at a time.
-        return [
-            await self.commit_article(c.seen_keys, c.story, c.member, c.outbox, c.now,
-                                      c.seen_ttl_seconds)
-            for c in commits
-        ]
+    async def commit_articles(
+        self, commits: Sequence[ArticleCommit], *, stop_at_refusal: bool = False
+    ) -> list[bool]:
+        """Every entry's script in one pipeline: one round trip, not one per article.
+
+        Not a transaction: each script is atomic on its own, and an error leaves the
+        entries before it written (a retry sees them refused), as with one call each.
+        ``SCRIPT LOAD`` goes first in the same pipeline rather than redis-py's
+        ``SCRIPT EXISTS`` check before it: one round trip, and no entry can meet
+        ``NOSCRIPT`` (a flushed script cache) after an earlier one was written.
+        ``stop_at_refusal`` chains the entries through a guard key of this call's own
+        (see ``COMMIT_ARTICLE``), deleted at the end of the same pipeline.
+        """
+        if not commits:
+            return []
+        guard = self.keys.batch(secrets.token_hex(16)) if stop_at_refusal else None
+        calls = [self._commit_call(c, guard) for c in commits]
+        with self._errors("commit_articles"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.script_load(lua.COMMIT_ARTICLE)
+                sha = self._scripts["commit_article"].sha
+                for keys, args, _ in calls:
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                if guard is not None:
+                    pipe.delete(guard)
+                results = await pipe.execute()
+        codes = [int(r) for r in results[1:1 + len(calls)]]
+        for n, (code, (_, _, lease)) in enumerate(zip(codes, calls, strict=True)):
+            if code == -1:
+                raise self._fenced("commit_articles", lease,
+                                   f"entry {n + 1} of {len(calls)} and those after it not written")
+        return [code > 0 for code in codes]
 
     async def save_story(self, story: Story, outbox: Sequence[OutboxItem]) -> None:
         # commit_article with no seen keys never refuses: the same script, one code path.

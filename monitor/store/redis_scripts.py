@@ -64,20 +64,33 @@ return 0
 
 # KEYS: stories zset, stories hash, members zset, members hash, outbox sinks set,
 #       members seq zset, members counter, seen keys (nseen), then queue, item per
-#       outbox item, then the lease key when fenced.
+#       outbox item, then the batch guard key when guarded, then the lease key when
+#       fenced.
 # ARGV: nseen, ttl_ms (0: no expiry), story_id, story_score, story_json,
 #       member_id ('' when none), member_score, member_json, n_items, items...,
-#       lease token ('' when not fenced).
+#       guard TTL in ms ('' when not guarded), lease token ('' when not fenced).
 # Returns 0 (nothing written) when any seen key exists, -1 (nothing written) when the
-# lease named by the token is no longer held by it, else 1.
+# lease named by the token is no longer held by it, -2 (nothing written) when the
+# guard key exists, else 1. A guarded entry that is refused sets the guard key, so
+# the later entries of its batch (same guard) write nothing: a batch that stops at its
+# first refusal, sent as one pipeline of separate scripts.
 # A member gets the next sequence number (a re-added one moves to the end), so the
 # members seq zset is the change feed ``members_after`` reads in commit order.
 COMMIT_ARTICLE = _PUT_ITEMS + """
 local fence = ARGV[#ARGV]
-if fence ~= '' and redis.call('GET', KEYS[#KEYS]) ~= fence then return -1 end
+local last = #KEYS
+if fence ~= '' then
+  if redis.call('GET', KEYS[last]) ~= fence then return -1 end
+  last = last - 1
+end
+local guard_ttl = ARGV[#ARGV - 1]
+if guard_ttl ~= '' and redis.call('EXISTS', KEYS[last]) == 1 then return -2 end
 local nseen = tonumber(ARGV[1])
 for i = 8, 7 + nseen do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if guard_ttl ~= '' then redis.call('SET', KEYS[last], '1', 'PX', guard_ttl) end
+    return 0
+  end
 end
 local ttl = tonumber(ARGV[2])
 for i = 8, 7 + nseen do

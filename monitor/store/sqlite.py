@@ -500,10 +500,15 @@ class SQLiteStore:
                               seen_ttl_seconds)
         return (await self._commit("commit_article", [entry]))[0]
 
-    async def commit_articles(self, commits: Sequence[ArticleCommit]) -> list[bool]:
-        return await self._commit("commit_articles", commits) if commits else []
+    async def commit_articles(
+        self, commits: Sequence[ArticleCommit], *, stop_at_refusal: bool = False
+    ) -> list[bool]:
+        if not commits:
+            return []
+        return await self._commit("commit_articles", commits, stop_at_refusal)
 
-    async def _commit(self, what: str, commits: Sequence[ArticleCommit]) -> list[bool]:
+    async def _commit(self, what: str, commits: Sequence[ArticleCommit],
+                      stop_at_refusal: bool = False) -> list[bool]:
         """Every entry in one transaction; an entry whose keys are seen writes nothing."""
         rows = []
         for c in commits:
@@ -527,6 +532,8 @@ class SQLiteStore:
                 for keys, story_row, member_row, items, ttl in rows:
                     if self._seen_among(conn, keys):
                         done.append(False)
+                        if stop_at_refusal:
+                            break
                         continue
                     expires = _ttl_expiry(ttl)
                     conn.executemany(
@@ -545,7 +552,7 @@ class SQLiteStore:
                         )
                     self._put_outbox(conn, items)
                     done.append(True)
-            return done
+            return done + [False] * (len(rows) - len(done))
 
         return await self._run(what, commit)
 
