@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 the work ran but failed (for ``once``: every feed failed, or an
 alert could not be delivered to a sink and waits for a retry or went to the dead-letter
-file); 2 the setup is wrong (config, rules, feeds, store unreachable) and nothing ran.
+file); 2 the setup is wrong (config, rules, feeds) and nothing ran; 75 (``EX_TEMPFAIL``)
+the store could not be opened at start, which may pass by itself (Redis not up yet): the
+systemd unit restarts on 75 but not on 2, where a restart would only fail the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from loguru import logger
 
 from monitor import __version__
 from monitor.config import Settings, load_settings
-from monitor.errors import ConfigError, MonitorError, RuleError
+from monitor.errors import ConfigError, MonitorError, RuleError, StoreError
 from monitor.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_SETUP = 2
+EXIT_TEMPFAIL = 75
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -96,6 +99,10 @@ def _run_service(ctx: click.Context, once: bool) -> None:
         service = Service(settings)
         try:
             await service.start()
+        except StoreError as e:
+            logger.error("cannot start, the store is unavailable (try again later): {}", e)
+            await service.close()
+            return EXIT_TEMPFAIL
         except MonitorError as e:
             logger.error("cannot start: {}", e)
             await service.close()

@@ -162,3 +162,15 @@ def test_once_fails_when_an_alert_is_left_undelivered_or_every_feed_failed(
         code, err = once("all-down")
         assert code == 1, err
         # One feed down among working ones is no failure of the run (tests/test_feeds_cli.py).
+
+
+def test_a_store_not_answering_at_start_is_a_temporary_failure(tmp_path: Path) -> None:
+    """75, not 2: Redis not up yet passes by itself, so the unit restarts on it."""
+    from tests.support.redis_server import free_port
+
+    cfg = write_setup(tmp_path, f"store: {{url: 'redis://127.0.0.1:{free_port()}/0'}}\n")
+    res = cli("once", "--config", str(cfg), cwd=tmp_path)
+    assert res.returncode == 75, res.stdout + res.stderr
+    assert "store is unavailable" in res.stderr
+    broken = write_setup(tmp_path, "poll: {interval: never}\n")
+    assert cli("once", "--config", str(broken), cwd=tmp_path).returncode == 2

@@ -53,7 +53,8 @@ def test_unit_security_exposure_is_low(tmp_path: Path) -> None:
 
 def test_unit_declares_what_operators_rely_on() -> None:
     text = UNIT.read_text()
-    for line in ("Type=notify", "Restart=on-failure", "WatchdogSec=", "StateDirectory=",
+    for line in ("Type=notify", "Restart=on-failure", "RestartPreventExitStatus=2\n",
+                 "WatchdogSec=", "StateDirectory=",
                  "DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes",
                  "CapabilityBoundingSet=\n", "SystemCallFilter=@system-service",
                  "LoadCredential=redis-password:", "MemoryMax="):
