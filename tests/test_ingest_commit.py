@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from monitor.alerts.throttle import RuleThrottle
 from monitor.errors import StoreError
 from monitor.match.rules import Throttle
+from monitor.store.base import ArticleCommit
 from tests.support.alerting import article, make_ingestor
 
 pytestmark = pytest.mark.anyio
@@ -127,20 +129,34 @@ async def test_a_poll_staging_while_a_commit_fails_takes_its_own_back(tmp_path: 
     ing, store = await make_ingestor(tmp_path, PLAIN_RULES, ["jsonl"])
     await ing.ingest([article(9, "Harbour crane collapses in storm", T0)], T0)
     t1 = T0 + timedelta(minutes=1)
-    get_story = store.get_story
+    get_story, commit_articles = store.get_story, store.commit_articles
+    q_failed = asyncio.Event()
+
+    async def noted_commit(commits: Sequence[ArticleCommit]) -> list[bool]:
+        try:
+            return await commit_articles(commits)
+        except StoreError:
+            q_failed.set()
+            raise
 
     async def slow_get(story_id: str) -> object:
-        await asyncio.sleep(0.1)
+        # P waits here, mid-staging, until Q's transaction has failed (not a fixed sleep:
+        # on a busy machine the commit may take longer, and would then go through).
+        await asyncio.wait_for(q_failed.wait(), 30)
         refuse_writes(tmp_path / "state.db", False)
         return await get_story(story_id)
 
     store.get_story = slow_get  # type: ignore[method-assign, assignment]
+    store.commit_articles = noted_commit  # type: ignore[method-assign]
     q = [article(1, "Drone attack on refinery", t1)]
     p = [article(1, "Drone attack on refinery", t1, outlet="Wire"),
          article(9, "Harbour crane collapses in storm", t1, outlet="Wire")]
     refuse_writes(tmp_path / "state.db", True)
-    await asyncio.gather(ing.ingest(q, t1), ing.ingest(p, t1), return_exceptions=True)
+    results = await asyncio.gather(ing.ingest(q, t1), ing.ingest(p, t1),
+                                   return_exceptions=True)
     store.get_story = get_story  # type: ignore[method-assign]
+    store.commit_articles = commit_articles  # type: ignore[method-assign]
+    assert all(isinstance(r, StoreError) for r in results), results  # both polls failed
     again = await ing.ingest(q, t1 + timedelta(minutes=1))
     assert not again[0].duplicate
     assert again[0].alert is not None   # story.new still to come, not lost

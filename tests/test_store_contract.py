@@ -151,6 +151,18 @@ async def test_save_feed_state_releases_the_claim(store: Store) -> None:
     assert [(s.url, s.etag) for s in again] == [("a", "e2")]
 
 
+async def test_a_state_write_that_is_not_a_polls_end_keeps_the_claim(store: Store) -> None:
+    await store.sync_feeds(["a", "b"], T0)
+    assert [s.url for s in await store.claim_due(at(1), 600, 1)] == ["a"]
+    # e.g. a hub's answer recorded while a is being polled
+    await store.save_feed_state(FeedState(url="a", next_check=T0, etag="e2"), reschedule=False)
+    await store.save_feed_state(FeedState(url="b", next_check=at(900)), reschedule=False)
+    assert [s.url for s in await store.claim_due(at(5), 600, 5)] == ["b"]  # a is still held
+    state = await store.get_feed_state("a")
+    assert state is not None and state.etag == "e2"
+    assert [(s.url, s.etag) for s in await store.claim_due(at(601), 600, 5)] == [("a", "e2")]
+
+
 async def test_release_claims_hands_back_only_claims_and_only_unshared(store: Store) -> None:
     await store.sync_feeds(["a", "b", "c"], T0)
     await store.save_feed_state(FeedState(url="a", next_check=at(10)))

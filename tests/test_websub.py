@@ -214,6 +214,22 @@ async def test_subscriptions_live_in_the_feed_state_and_websub_json_moves_in_onc
         await store.close()
 
 
+@pytest.mark.anyio
+async def test_a_subscription_written_during_a_poll_leaves_the_claim_alone(
+        tmp_path: Path) -> None:
+    # The poll that finds a hub asks it at once, and the hub's check may come before
+    # that poll ends: neither write may hand the feed to the next tick meanwhile.
+    async with SQLiteStore(tmp_path / "state.db") as store:
+        await store.sync_feeds([TOPIC], T0)
+        assert [s.url for s in await store.claim_due(T0, 300, 10)] == [TOPIC]
+        book = SubscriptionBook(store, SECRET, lambda: {TOPIC})
+        await book.put(_sub())
+        await book.put(_sub(state="active", lease_until=T0 + DAY))
+        assert await store.claim_due(T0 + timedelta(seconds=1), 300, 10) == []
+        assert await book.remove(TOPIC) is True
+        assert await store.claim_due(T0 + timedelta(seconds=2), 300, 10) == []
+
+
 # -- the subscriber against a loopback hub --------------------------------------------
 
 class Clock:

@@ -86,7 +86,9 @@ class SubscriptionBook:
 
     async def put(self, sub: Subscription) -> None:
         state = await self.store.get_feed_state(sub.feed) or FeedState(url=sub.feed)
-        await self.store.save_feed_state(websub.to_state(state, sub))
+        # not rescheduled: a poll of this feed may hold its claim right now (a hub is
+        # asked while the poll that found it runs, and may answer before it ends)
+        await self.store.save_feed_state(websub.to_state(state, sub), reschedule=False)
         self._remember(sub.feed, sub)
 
     async def remove(self, feed: str) -> bool:
@@ -95,7 +97,7 @@ class SubscriptionBook:
         state = await self.store.get_feed_state(feed)
         if state is None or state.push_hub is None:
             return False
-        await self.store.save_feed_state(websub.to_state(state, None))
+        await self.store.save_feed_state(websub.to_state(state, None), reschedule=False)
         return True
 
     async def all(self) -> list[Subscription]:

@@ -85,8 +85,13 @@ class Store(Protocol):
     async def all_feed_states(self) -> list[FeedState]:
         """Every listed feed's state, for ``news-monitor feeds`` and metrics."""
 
-    async def save_feed_state(self, state: FeedState) -> None:
-        """Write state after a poll; ``state.next_check`` also releases the claim."""
+    async def save_feed_state(self, state: FeedState, *, reschedule: bool = True) -> None:
+        """Write state after a poll; ``state.next_check`` also releases the claim.
+
+        ``reschedule=False`` writes the state only, for changes that are not a poll's
+        end (the push fields): the feed keeps its place in the schedule, so a claim on
+        it holds until the poll that made it saves.
+        """
 
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[FeedState]:
         """Atomically take up to ``limit`` listed feeds due at ``now``, earliest first."""

@@ -260,14 +260,15 @@ class RedisStore:
             for u, t in zip(urls, texts, strict=True)
         ]
 
-    async def save_feed_state(self, state: FeedState) -> None:
+    async def save_feed_state(self, state: FeedState, *, reschedule: bool = True) -> None:
         text = feed_state_to_json(state)
         due = 0 if state.next_check is None else to_micros(state.next_check)
         with self._errors("save_feed_state"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self.keys.feeds_state, state.url, text)
-                # XX: only a listed feed is rescheduled; an unlisted one stays out.
-                pipe.zadd(self.keys.feeds_due, {state.url: due}, xx=True)
+                if reschedule:
+                    # XX: only a listed feed is rescheduled; an unlisted one stays out.
+                    pipe.zadd(self.keys.feeds_due, {state.url: due}, xx=True)
                 await pipe.execute()
 
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[FeedState]:

@@ -186,7 +186,7 @@ class _StateBatch:
     __slots__ = ("closed", "done", "rows")
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, int, str]] = []
+        self.rows: list[tuple[str, int, str, bool]] = []  # url, due, state, reschedule
         self.closed = False  # set by the store's thread when it takes the rows
         self.done: asyncio.Future[None] | None = None
 
@@ -374,7 +374,7 @@ class SQLiteStore:
         )
         return [feed_state_from_json(r[0]) for r in rows]
 
-    async def save_feed_state(self, state: FeedState) -> None:
+    async def save_feed_state(self, state: FeedState, *, reschedule: bool = True) -> None:
         text = feed_state_to_json(state)
         due = 0 if state.next_check is None else to_micros(state.next_check)
         with self._states_lock:
@@ -384,7 +384,7 @@ class SQLiteStore:
                                                        and batch.done.done())
             if first or batch is None:
                 batch = self._states = _StateBatch()
-            batch.rows.append((state.url, due, text))
+            batch.rows.append((state.url, due, text, reschedule))
         if first:
             taken = batch
 
@@ -394,8 +394,9 @@ class SQLiteStore:
                     rows = list(taken.rows)
                 with _transaction(conn):
                     conn.executemany(
-                        "INSERT INTO feeds (url, listed, due, state) VALUES (?, 0, ?, ?)"
-                        " ON CONFLICT (url) DO UPDATE SET due = excluded.due,"
+                        "INSERT INTO feeds (url, listed, due, state) VALUES (?1, 0, ?2, ?3)"
+                        " ON CONFLICT (url) DO UPDATE SET"
+                        " due = CASE WHEN ?4 THEN excluded.due ELSE feeds.due END,"
                         " state = excluded.state",
                         rows,
                     )
