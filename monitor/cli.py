@@ -131,9 +131,8 @@ def _once_exit_code(summary: RunSummary) -> int:
     proxy or the machine is at fault. One dead feed among sixty is neither: ``feeds`` lists
     it with its error, and it is tried again next time.
     """
-    if summary.feeds and summary.failed == summary.feeds:
-        return EXIT_FAILED
-    return EXIT_FAILED if summary.delivery_failures else 0
+    all_failed = bool(summary.feeds) and summary.failed == summary.feeds
+    return EXIT_FAILED if all_failed or summary.delivery_failures else 0
 
 
 @main.command()

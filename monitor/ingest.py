@@ -557,7 +557,7 @@ class Ingestor:
             seen = await self.store.seen_any([groups[i] for i in rest])
             for i, was_seen in zip(rest, seen, strict=True):
                 if was_seen:
-                    out[i] = Outcome(articles[i], True, None, tuple(h.rule_id for h in hits[i]))
+                    out[i] = self._repeat(articles[i], groups[i], hits[i])
             todo = [i for i, was_seen in zip(rest, seen, strict=True) if not was_seen]
 
     async def flush_updates(self, now: datetime) -> list[str]:

@@ -161,8 +161,7 @@ class Service:
         self.rules_sig: tuple[tuple[str, float, int], ...] = ()
         self.last_progress = time.monotonic()
         self.failing: set[str] = set()
-        self.store_ok = True
-        self.store_answering = True   # as the watchdog last saw it (the status line)
+        self.store_ok = True   # at its last use (a poll, a claim) or the watchdog's ping
         self.metrics = Metrics()
         self.rng = random.Random()
         self.web: MetricsServer | None = None
@@ -571,7 +570,7 @@ class Service:
                 for sink in (self.deliverer.sinks if self.deliverer else {}):
                     self.metrics.outbox_depth.labels(sink).set(per_sink.get(sink, 0))
         self.metrics.feeds_failing.set(len(self.failing))
-        down = "" if self.store_answering else "store unavailable, polling paused: "
+        down = "" if self.store_ok else "store unavailable, polling paused: "
         self.notifier.status(f"{down}{len(self.feeds)} feeds, {len(self.failing)} failing, "
                              f"{len(self.inflight)} polling, outbox {depth}")
 
@@ -678,17 +677,15 @@ class Service:
         watchdog is still fed.
         """
         assert self.store is not None
+        answered = True
         while True:
             if self.scheduler is None or self.scheduler.running:
                 self.notifier.watchdog()
             answering = await self.store.ping()
-            if answering != self.store_answering:
-                self.store_answering = answering
+            if answering != answered:   # the status line follows at once, not at maintenance
+                answered = self.store_ok = answering
                 await self._status()
             await asyncio.sleep(interval)
-
-    def _status_line(self) -> str:
-        return f"{len(self.feeds)} feeds, {len(self.rules or ())} rules"
 
     async def run(self) -> None:
         """The daemon's main loop, until SIGTERM/SIGINT."""
@@ -717,7 +714,7 @@ class Service:
         wd = self.notifier.watchdog_interval()
         if wd:
             tasks.append(asyncio.create_task(self._watchdog_loop(wd), name="watchdog"))
-        self.notifier.ready(self._status_line())
+        self.notifier.ready(f"{len(self.feeds)} feeds, {len(self.rules or ())} rules")
         logger.info("polling {} feeds every {} (tick {})", len(self.feeds), st.poll.interval,
                     st.poll.tick)
         await self.stopping.wait()
