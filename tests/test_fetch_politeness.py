@@ -85,10 +85,10 @@ async def test_spacing_applies_per_host_only() -> None:
 
 
 async def test_deadline_does_not_count_the_polite_wait(server: FeedServer) -> None:
-    # three requests at one per 0.4 s: the last waits 0.8 s for its slot, longer than
-    # its 0.6 s deadline, yet the server answers at once so nothing times out
+    # three requests at one per 0.8 s: the last waits 1.6 s for its slot, longer than
+    # its 1.2 s deadline, yet the server answers at once so nothing times out
     server.set("/w.xml", BODY)
-    limits = FetchLimits(per_host=1, host_spacing=0.4, total_timeout=0.6,
+    limits = FetchLimits(per_host=1, host_spacing=0.8, total_timeout=1.2,
                          trust_env=False, allow_networks=LOOPBACK)
     async with Fetcher(limits) as f:
         bodies = await _fetch_all(f, [server.url("/w.xml")] * 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -10,10 +11,37 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback port that is free now and that the kernel will not hand out by itself.
+
+    Callers bind it later (a server started in a subprocess, a listener in the daemon).
+    A port from ``bind(0)`` comes from the ephemeral range, which every outgoing
+    connection of the suite also draws from, so one of them could take it in between.
+    A port below that range is only ever taken by an explicit bind.
+    """
+    low, _ = _ephemeral_range()
+    top = max(low, 12_000)
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10_000, top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:   # a crowded range: fall back to the kernel's choice
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
