@@ -253,60 +253,28 @@ def test_lsh_index_removes_members() -> None:
     assert len(lsh) == 0
 
 
-def test_config_validates() -> None:
-    with pytest.raises(ValueError, match="window"):
-        StoryConfig(window=timedelta(0))
-    with pytest.raises(ValueError, match="join_threshold"):
-        StoryConfig(join_threshold=0.0)
-    with pytest.raises(ValueError, match="join_floor"):
-        StoryConfig(join_floor=0.0)
-    with pytest.raises(ValueError, match="floor_shared_terms"):
-        StoryConfig(floor_shared_terms=0)
-
-
-# Two headlines of one story in the UCI News Aggregator (Gasparetti, CC BY 4.0; story
-# ddUyU0VZz0BRneMioxUPQVP6sIxvM, 10 March 2014), from two publishers.
-PLOSSER = ("Fed's Plosser: Nasty Weather Has Curbed Job Growth",
-           "US jobs growth last month hit by weather:Fed President Charles Plosser")
-
-
-def _headlines(config: StoryConfig) -> list[Placement]:
-    return feed(StoryIndex(config), [
-        Article(key=f"h{n}", url=f"https://example.org/h{n}", title=t, outlet=f"outlet {n}",
-                language="en") for n, t in enumerate(PLOSSER)])
-
-
-def test_headlines_of_one_story_join_under_the_short_text_bar() -> None:
-    # A headline has a handful of terms, so its cosine with a story stays under the bar
-    # full articles clear; the bar falls with the square root of the terms.
-    first, second = _headlines(StoryConfig())
-    assert second.story_id == first.story_id
-    assert second.method == "similar"
-    assert second.similarity is not None
-    assert StoryConfig().join_floor <= second.similarity < StoryConfig().join_threshold
-    assert {"plosser", "weather"} <= set(second.shared_terms)
-    # the same bar for every length: two stories
-    first, second = _headlines(StoryConfig(join_floor=StoryConfig().join_threshold))
-    assert second.is_new
-
-
-def test_a_short_report_sharing_only_theme_words_needs_the_full_bar() -> None:
-    # A one-paragraph report of another development (written for this test) shares two
-    # theme words with the Paris meeting's story; its score clears the short-text bar
-    # but two shared terms are not enough for it.
+def test_a_short_report_of_another_development_stays_out_of_the_running_story() -> None:
+    # A one-paragraph report (written for this test) on the seeds' theme: it shares
+    # theme words with the Paris meeting's story and clears a bar lowered for short
+    # texts, which is why the bar is the same for every length (docs/STORIES.md).
     other = Article(
         key="other", url="https://example.org/other", outlet="B", language="en",
         title="Coalition of the willing plans reassurance force for Ukraine after ceasefire",
         summary="Britain and France said a coalition of the willing would deploy a reassurance "
                 "force to Ukraine to guarantee a ceasefire, with air cover and ceasefire "
                 "monitoring; Moscow rejected any foreign troops.")
-    _, placed = feed(StoryIndex(), [load("seed_paris_a.txt"), other])
+    paris, placed = feed(StoryIndex(), [load("seed_paris_a.txt"), other])
     assert placed.is_new
-    loose = feed(StoryIndex(StoryConfig(floor_shared_terms=2)),
-                 [load("seed_paris_a.txt"), other])
-    assert loose[1].story_id == loose[0].story_id  # what the shared-terms condition prevents
-    assert loose[1].similarity is not None
-    assert loose[1].similarity < StoryConfig().join_threshold
+    assert placed.story_id != paris.story_id
+    loose = feed(StoryIndex(StoryConfig(join_threshold=0.2)), [load("seed_paris_a.txt"), other])
+    assert loose[1].story_id == loose[0].story_id  # what a lower bar would have done
+
+
+def test_config_validates() -> None:
+    with pytest.raises(ValueError, match="window"):
+        StoryConfig(window=timedelta(0))
+    with pytest.raises(ValueError, match="join_threshold"):
+        StoryConfig(join_threshold=0.0)
 
 
 def test_story_profiles_stay_exact_through_joins_and_expiry() -> None:

@@ -20,12 +20,6 @@ Decision, in order:
    and theme words say *what*; particulars say *which time*, which is what
    separates the same protagonists' two events (the same coach fired, then
    hired; the same navy's two anti-piracy actions).
-   A short text is held to a lower bar (``_bar``): when the article or the story
-   has fewer than ``profile_terms`` terms (a headline, a feed's one-line summary)
-   and they share >= ``floor_shared_terms`` terms, ``join_threshold`` ×
-   sqrt(terms / ``profile_terms``), never below ``join_floor``. A text made of a
-   few of its story's terms has a cosine of about sqrt(its terms / the story's),
-   so a fixed bar tuned on full articles keeps most headlines out of their stories.
    The profile is the article's ``profile_terms`` strongest terms by
    weight × IDF (``text.py`` weights names, places, numbers and quotes up),
    IDF learnt online over the window's members. A story's profile is
@@ -43,8 +37,6 @@ setting (``StoryConfig``)  default  why
 =========================  =======  ==================================================
 ``window``                 72 h     stories older than this are closed and forgotten
 ``join_threshold``         0.34     score; tuned on ECB+ topics 1-22 (docs/STORIES.md)
-``join_floor``             0.2      lowest bar for short texts; tuned on UCI headlines
-``floor_shared_terms``     3        shared terms a short text needs for the lower bar
 ``agree_bonus``            0.05     per kind of particular the story agrees on
 ``conflict_penalty``       0.10     per kind of particular the story contradicts
 ``min_shared_terms``       2        one shared name is a theme, not an event
@@ -131,8 +123,6 @@ class StoryConfig:
 
     window: timedelta = timedelta(hours=72)
     join_threshold: float = 0.34
-    join_floor: float = 0.2
-    floor_shared_terms: int = 3
     min_shared_terms: int = 2
     duplicate_threshold: float = 0.5
     profile_terms: int = 40
@@ -147,10 +137,6 @@ class StoryConfig:
             raise ValueError("story window must be positive")
         if not 0.0 < self.join_threshold <= 1.0:
             raise ValueError("join_threshold must be in (0, 1]")
-        if not 0.0 < self.join_floor <= 1.0:
-            raise ValueError("join_floor must be in (0, 1]")
-        if self.floor_shared_terms < 1:
-            raise ValueError("floor_shared_terms must be >= 1")
         if not 0.0 < self.duplicate_threshold <= 1.0:
             raise ValueError("duplicate_threshold must be in (0, 1]")
         if self.agree_bonus < 0 or self.conflict_penalty < 0:
@@ -631,35 +617,13 @@ class StoryIndex:
         stories = [story for story in map(self._stories.__getitem__, self._candidates(feats))
                    if self._live(story, now)]
         best: tuple[str, float] | None = None
-        terms = len(feats.terms)
         for story, (sim, shared) in zip(stories, self._scores(feats, stories), strict=True):
-            if shared < self.config.min_shared_terms or sim < self._bar(terms, story, shared):
+            if shared < self.config.min_shared_terms or sim < self.config.join_threshold:
                 continue
             sid = story.id
             if best is None or sim > best[1] or (sim == best[1] and sid < best[0]):
                 best = (sid, sim)
         return best
-
-    def _bar(self, terms: int, story: _Story, shared: int) -> float:
-        """The score an article with ``terms`` profile terms needs to join ``story``.
-
-        ``join_threshold`` was tuned on full articles, whose profiles hold
-        ``profile_terms`` terms. An article made of k of a story's K evenly weighted
-        terms has a cosine of sqrt(k / K) with it: a headline sharing three names with
-        its story's profile scores well under the bar a full report clears. So the bar
-        falls with the square root of the shorter side's terms (the article's, or the
-        story's when it is made of headlines), down to ``join_floor``. Only with
-        ``floor_shared_terms`` shared terms: two shared words are what a short report of
-        another event on the same theme has in common with the story ("coalition",
-        "reassurance"), and those must still clear the full bar. UCI headlines: B-cubed
-        recall 0.14 -> 0.20 at precision 0.92 (docs/STORIES.md).
-        """
-        full = self.config.profile_terms
-        n = min(terms, len(story.ids))
-        threshold = self.config.join_threshold
-        if n >= full or shared < self.config.floor_shared_terms:
-            return threshold
-        return max(min(self.config.join_floor, threshold), threshold * math.sqrt(n / full))
 
     def _candidates(self, feats: Features) -> list[str]:
         """The stories worth a full comparison: at most ``candidates``, strongest vote first.
