@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,8 @@ from monitor.models import RuleHit, Story, StoryArticle
 from monitor.store.base import OutboxItem
 from monitor.store.sqlite import SQLiteStore
 from tests.support.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 T0 = datetime(2025, 3, 11, 12, 0, tzinfo=UTC)
 
@@ -154,6 +158,65 @@ async def test_jsonl_sink_unwritable_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(SinkError) as exc:
         await sink.send(item())
     assert str(blocker / "alerts.jsonl") in str(exc.value)
+
+
+FILLING_DISK = """
+import asyncio, json, resource, sys
+from pathlib import Path
+from monitor.alerts.sinks import JsonlSink
+from monitor.errors import SinkError
+from monitor.store.base import OutboxItem
+from datetime import UTC, datetime
+
+def item(n):
+    return OutboxItem(f"a_{n}", "jsonl", json.dumps({"id": f"a_{n}", "pad": "x" * 200}),
+                      datetime(2025, 3, 11, tzinfo=UTC))
+
+path = Path(sys.argv[1])
+sink = JsonlSink(path)
+asyncio.run(sink.send(item(1)))
+size = path.stat().st_size
+# The file may grow by 100 more bytes: the next batch (two ~230-byte lines) is cut short,
+# as on a disk that fills up while it is written.
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, hard))
+try:
+    asyncio.run(sink.send_many([item(2), item(3)]))
+    error = None
+except SinkError as e:
+    error = str(e)
+after_failure = path.stat().st_size
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again: the retry
+asyncio.run(sink.send_many([item(2), item(3)]))
+print(json.dumps({"error": error, "size": size, "after_failure": after_failure}))
+"""
+
+
+def test_jsonl_sink_on_a_filling_disk_leaves_no_half_line(tmp_path: Path) -> None:
+    # A write the file system takes only in part (RLIMIT_FSIZE stands in for a full disk:
+    # the kernel takes what fits, then refuses) must not leave half an alert before the
+    # retry appends the whole batch again.
+    out = tmp_path / "alerts.jsonl"
+    res = subprocess.run([sys.executable, "-c", FILLING_DISK, str(out)], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["error"] is not None
+    assert f"jsonl sink {out}" in report["error"]
+    assert "File too large" in report["error"]  # the kernel's reason, not a byte count
+    assert report["after_failure"] == report["size"]  # the part written was cut off
+    lines = out.read_text().splitlines()
+    assert [json.loads(x)["id"] for x in lines] == ["a_1", "a_2", "a_3"]
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+async def test_jsonl_sink_on_a_full_device_names_the_cause(tmp_path: Path) -> None:
+    link = tmp_path / "alerts.jsonl"
+    link.symlink_to("/dev/full")
+    with pytest.raises(SinkError, match="No space left on device") as exc:
+        await JsonlSink(link).send(item())
+    assert str(link) in str(exc.value)
 
 
 def test_retry_delay_backs_off_with_a_cap() -> None:

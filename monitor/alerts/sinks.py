@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -87,17 +88,28 @@ def append_lines(path: Path, lines: Sequence[str]) -> None:
     """Append lines and fsync once; returns only when all of them are on disk.
 
     One ``write`` of the whole batch, then one ``fsync``: the fsync is what costs
-    (milliseconds each), so a burst of alerts pays it once. A short write raises,
-    as a full disk would.
+    (milliseconds each), so a burst of alerts pays it once. A disk that fills up
+    takes part of a write and refuses the rest: the part is cut off again before
+    the error is raised, because the caller retries the whole batch later and a
+    reader of the file must never meet half a line. The error is the kernel's own
+    (``No space left on device``), not a count of bytes.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
-        data = "".join(line + "\n" for line in lines).encode("utf-8")
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(f"short write ({written} of {len(data)} bytes)")
-        os.fsync(fd)
+        data = memoryview("".join(line + "\n" for line in lines).encode("utf-8"))
+        start = os.fstat(fd).st_size
+        try:
+            while data:
+                written = os.write(fd, data)  # after a short write, the next one says why
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                data = data[written:]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
     finally:
         os.close(fd)
 
