@@ -59,6 +59,7 @@ from monitor.match.rules import RuleSet, load_rules
 from monitor.metrics import Metrics, MetricsServer
 from monitor.models import Article, FeedSpec, FeedState, utcnow
 from monitor.notify import Notifier
+from monitor.outage import Outage
 from monitor.store import OutboxItem, Store, open_store
 from monitor.stories.cluster import StoryConfig, StoryIndex
 
@@ -162,6 +163,7 @@ class Service:
         self.last_progress = time.monotonic()
         self.failing: set[str] = set()
         self.store_ok = True   # at its last use (a poll, a claim) or the watchdog's ping
+        self.claims = Outage("store unavailable, polling paused")
         self.metrics = Metrics()
         self.rng = random.Random()
         self.web: MetricsServer | None = None
@@ -534,9 +536,10 @@ class Service:
             claimed = await self.store.claim_due(
                 self.clock(), self.settings.poll.lease.total_seconds(), free)
             self.store_ok = True
+            self.claims.recovered("polling resumed")
         except StoreError as e:
             self.store_ok = False
-            logger.error("store unavailable, polling paused: {}", e)
+            self.claims.failed(e)
             return 0
         for state in claimed:
             task = asyncio.create_task(self.poll_feed(state), name=f"poll {state.url}")

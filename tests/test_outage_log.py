@@ -1,0 +1,46 @@
+"""The store's failures are logged when they start, change or last, and when they end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from loguru import logger
+
+from monitor.outage import Outage
+
+
+@pytest.fixture
+def lines() -> Iterator[list[str]]:
+    got: list[str] = []
+    sink = logger.add(lambda m: got.append(f"{m.record['level'].name} {m.record['message']}"),
+                      level="INFO")
+    yield got
+    logger.remove(sink)
+
+
+def test_a_failure_is_logged_once_then_reminded_then_its_end(lines: list[str]) -> None:
+    now = [100.0]
+    outage = Outage("store unavailable, polling paused", remind_every=60,
+                    clock=lambda: now[0])
+    outage.recovered("polling resumed")   # nothing was down: nothing to say
+    assert lines == []
+    for _ in range(12):                   # a minute of 5 s ticks
+        outage.failed("state.db: claim_due: database or disk is full")
+        now[0] += 5
+    assert lines == ["ERROR store unavailable, polling paused: "
+                     "state.db: claim_due: database or disk is full"]
+    assert outage.down
+    outage.failed("state.db: claim_due: database or disk is full")   # 60 s on: a reminder
+    outage.failed("state.db: claim_due: disk I/O error")             # another error: at once
+    assert lines[1:] == [
+        "ERROR store unavailable, polling paused (for 60 s): "
+        "state.db: claim_due: database or disk is full",
+        "ERROR store unavailable, polling paused (for 60 s): state.db: claim_due: disk I/O error",
+    ]
+    now[0] += 20
+    outage.recovered("polling resumed")
+    assert lines[3] == "WARNING store available again after 80 s: polling resumed"
+    assert not outage.down
+    outage.failed("again")                # a new outage starts its own count
+    assert lines[4] == "ERROR store unavailable, polling paused: again"
