@@ -13,7 +13,7 @@ Data (read from ../shared/data when present; never copied into the repo):
   window. Two items published more than 3 days apart cannot be one story, so such pairs
   put in one story are wrong merges; also counted: items put into the seeds' story. UCI's
   stories are broad and of one day, so it cannot show a change that folds a theme's new
-  developments into its running story; this check does (docs/STORIES.md, ninth round).
+  developments into its running story; this check does (docs/STORIES-LOG.md, ninth round).
 
 Two engines: ``--engine replay`` (default) writes the replay JSONL and runs
 ``news-monitor replay``, the daemon's own path (dedup, canonical URLs, whitespace

@@ -256,7 +256,7 @@ def test_lsh_index_removes_members() -> None:
 def test_a_short_report_of_another_development_stays_out_of_the_running_story() -> None:
     # A one-paragraph report (written for this test) on the seeds' theme: it shares
     # theme words with the Paris meeting's story and clears a bar lowered for short
-    # texts, which is why the bar is the same for every length (docs/STORIES.md).
+    # texts, which is why the bar is the same for every length (docs/STORIES-LOG.md).
     other = Article(
         key="other", url="https://example.org/other", outlet="B", language="en",
         title="Coalition of the willing plans reassurance force for Ukraine after ceasefire",
