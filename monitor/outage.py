@@ -1,9 +1,10 @@
 """One log line when the store fails, a reminder while it stays down, one when it is back.
 
-A store that is down (Redis restarting, a full disk under SQLite) fails every poll tick,
-every 5 s by default: an ERROR each time would bury the rest of the log and say nothing
-new. The operator needs when it started, what the error is, that it still holds, and when
-it ended; the status line (``systemctl status``) shows the live state.
+A store that is down (Redis restarting, a full disk under SQLite) fails at every poll
+tick (5 s by default), at every delivery pass and for every feed polled meanwhile: an
+ERROR each time would bury the rest of the log and say nothing new. The operator needs
+when it started, what the error is, that it still holds, and when it ended; the status
+line (``systemctl status``) shows the live state.
 """
 
 from __future__ import annotations
@@ -13,42 +14,45 @@ from collections.abc import Callable
 
 from loguru import logger
 
-REMIND_EVERY = 60.0  # seconds between reminders of an unchanged failure
+REMIND_EVERY = 60.0  # seconds between ERROR lines while the store stays down
 
 
 class Outage:
-    """The store's failures as seen by one caller (the poll tick), logged on change."""
+    """The store's failures as one caller sees them, logged when they start and end.
 
-    def __init__(self, what: str, *, remind_every: float = REMIND_EVERY,
+    While it lasts, at most one ERROR per ``remind_every`` seconds, with the latest
+    error (an error that alternates, refused / timed out / reset, would otherwise be
+    "new" at every attempt); the others go to DEBUG.
+    """
+
+    def __init__(self, name: str = "store", *, remind_every: float = REMIND_EVERY,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.what = what
+        self.name = name
         self.remind_every = remind_every
         self.clock = clock
         self.since: float | None = None
-        self._said: tuple[str, float] | None = None   # the last error logged, and when
+        self._said = 0.0   # when the last ERROR line was written
 
     @property
     def down(self) -> bool:
         return self.since is not None
 
-    def failed(self, error: object) -> None:
+    def failed(self, error: object, doing: str = "") -> None:
+        """One more failure; ``doing``: what the caller does about it ("polling paused")."""
         now = self.clock()
-        text = str(error)
+        what = f"{self.name} unavailable" + (f", {doing}" if doing else "")
         if self.since is None:
-            self.since = now
-            logger.error("{}: {}", self.what, text)
-        elif (self._said is None or self._said[0] != text
-              or now - self._said[1] >= self.remind_every):
-            logger.error("{} (for {:.0f} s): {}", self.what, now - self.since, text)
+            self.since = self._said = now
+            logger.error("{}: {}", what, error)
+        elif now - self._said >= self.remind_every:
+            self._said = now
+            logger.error("{} (for {:.0f} s): {}", what, now - self.since, error)
         else:
-            logger.debug("{} (for {:.0f} s): {}", self.what, now - self.since, text)
-            return
-        self._said = (text, now)
+            logger.debug("{} (for {:.0f} s): {}", what, now - self.since, error)
 
     def recovered(self, what_now: str) -> None:
         if self.since is None:
             return
-        logger.warning("store available again after {:.0f} s: {}", self.clock() - self.since,
-                       what_now)
+        logger.warning("{} available again after {:.0f} s: {}", self.name,
+                       self.clock() - self.since, what_now)
         self.since = None
-        self._said = None

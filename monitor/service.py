@@ -163,7 +163,10 @@ class Service:
         self.last_progress = time.monotonic()
         self.failing: set[str] = set()
         self.store_ok = True   # at its last use (a poll, a claim) or the watchdog's ping
-        self.claims = Outage("store unavailable, polling paused")
+        # The store's failures, logged when they start and end (``outage.py``): claiming
+        # due feeds, and recording what a poll found (a full disk may refuse the latter only).
+        self.claims = Outage("store")
+        self.records = Outage("store")
         self.metrics = Metrics()
         self.rng = random.Random()
         self.web: MetricsServer | None = None
@@ -417,7 +420,7 @@ class Service:
             except StoreError as e:
                 # Nothing of this poll is recorded: the claim runs out, the feed comes back.
                 self.store_ok = False
-                logger.error("store unavailable, feed will be retried: {}", e)
+                self.records.failed(e, "feed will be retried")
                 return PollReport(state.url, "error", error=f"store: {e}")
             except Exception as e:  # a bug must not kill the daemon: report it with the feed
                 logger.opt(exception=e).error("unexpected error while polling: {}", e)
@@ -467,6 +470,7 @@ class Service:
         self.metrics.feeds_failing.set(len(self.failing))
         self.last_progress = time.monotonic()
         self.store_ok = True
+        self.records.recovered("polls recorded again")
         return report
 
     async def _failed(self, state: FeedState, now: datetime, err: FeedError) -> PollReport:
@@ -491,7 +495,7 @@ class Service:
         try:
             await self.store.save_feed_state(await self._keep_push(new_state))
         except StoreError as e:
-            logger.error("store unavailable, could not record the failure: {}", e)
+            self.records.failed(e, "the feed's failure not recorded")
         self.last_progress = time.monotonic()
         return PollReport(state.url, "error", error=f"{err.kind}: {err.detail}")
 
@@ -539,7 +543,7 @@ class Service:
             self.claims.recovered("polling resumed")
         except StoreError as e:
             self.store_ok = False
-            self.claims.failed(e)
+            self.claims.failed(e, "polling paused")
             return 0
         for state in claimed:
             task = asyncio.create_task(self.poll_feed(state), name=f"poll {state.url}")
@@ -561,7 +565,7 @@ class Service:
                 self.wake_delivery.set()
             await self.ingestor.expire(now)
         except StoreError as e:
-            logger.error("store unavailable during maintenance: {}", e)
+            self.records.failed(e, "story expiry and held updates wait")
         await self._status()
 
     async def _status(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from monitor.alerts.deadletter import DeadLetters
 from monitor.alerts.delivery import Deliverer
 from monitor.alerts.failures import SinkBusy, SinkRejected
 from monitor.alerts.webhook import WebhookSink, classify, retry_after_seconds, sign, verify
-from monitor.errors import SinkError
+from monitor.errors import SinkError, StoreError
 from monitor.store.base import OutboxItem
 from monitor.store.sqlite import SQLiteStore
 from tests.support.http_sink import HttpSink
@@ -218,3 +218,54 @@ async def test_a_response_echoing_the_url_is_not_logged_with_it(rx: HttpSink) ->
         await sink.send(item())
     await sink.aclose()
     assert "404" in str(exc.value) and TOKEN not in str(exc.value)
+
+
+class ReadOnlyStore(SQLiteStore):
+    """A real SQLite store whose acknowledgements fail while ``full`` (a full disk: reads
+    still work, the writes that mark alerts done do not)."""
+
+    full = False
+
+    async def outbox_done(self, sink: str, alert_id: str) -> None:
+        if self.full:
+            raise StoreError("SQLite state: outbox_done: database or disk is full")
+        await super().outbox_done(sink, alert_id)
+
+    async def outbox_done_many(self, sink: str, alert_ids: Sequence[str]) -> None:
+        if self.full:
+            raise StoreError("SQLite state: outbox_done_many: database or disk is full")
+        await super().outbox_done_many(sink, alert_ids)
+
+
+@pytest.mark.anyio
+async def test_an_alert_taken_but_not_acknowledged_is_not_posted_again(
+        rx: HttpSink, tmp_path: Path, logs: list[str]) -> None:
+    # The webhook took the alert; the store could not mark it done. Every later pass would
+    # find it due and post it again, once a second for as long as the disk stays full.
+    rx.script("/hook", 200)
+    store = ReadOnlyStore(tmp_path / "state.db")
+    await store.open()
+    try:
+        sink = WebhookSink("desk", rx.url("/hook"), secret=SECRET, timeout=5)
+        d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=1),
+                      retry_max=timedelta(minutes=5))
+        await store.outbox_put([item("a_1")])
+        store.full = True
+        for n in range(5):
+            await d.deliver_due(T0 + timedelta(seconds=n))
+        assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == ["a_1"]
+        assert (await store.outbox_depth())["webhook:desk"] == 1   # still queued in the store
+        outages = [x for x in logs if "outbox unavailable" in x]
+        assert len(outages) == 5 and "ERROR" in outages[0]
+        assert all("DEBUG" in x for x in outages[1:])     # said once, not at every pass
+        store.full = False
+        await store.outbox_put([item("a_2")])
+        stats = await d.deliver_due(T0 + timedelta(seconds=6))
+        assert stats.sent == 1
+        assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == [
+            "a_1", "a_2"]
+        assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
+        assert any("outbox available again after" in x for x in logs)
+        await d.aclose()
+    finally:
+        await store.close()

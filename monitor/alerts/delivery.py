@@ -19,6 +19,12 @@ every one of them due.
 Digest sinks (:class:`~monitor.alerts.digest.DigestSink`) take their due items
 in batches: one message per closed period, and every alert of the batch is
 acknowledged (or retried, or dead-lettered) together.
+
+A store that reads but cannot write (a full disk under SQLite) would otherwise make
+every pass send the same alerts again, once a second, to webhooks that have no
+de-duplication: what a sink took but the store could not acknowledge is remembered,
+and that sink gets nothing more until the acknowledgement is written. A restart
+meanwhile sends them once more (at least once, as always).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from monitor.alerts.digest import DigestSink
 from monitor.alerts.failures import SinkBusy, SinkRejected
 from monitor.alerts.sinks import BatchSink, Sink
 from monitor.errors import SinkError, StoreError
+from monitor.outage import Outage
 from monitor.store.base import OutboxItem, Store
 
 DIGEST_FETCH = 1000  # a digest sink reads further ahead: its open period waits in front
@@ -67,6 +74,9 @@ class Deliverer:
         self.batch = batch
         self.dead_letters = dead_letters
         self.give_up_after = max(1, give_up_after)
+        # sink -> alert ids it took that the store could not mark done yet
+        self._unacked: dict[str, list[str]] = {}
+        self.outage = Outage("outbox")
 
     def _delay(self, item: OutboxItem, error: SinkError) -> timedelta:
         delay = retry_delay(item.attempts + 1, self.retry_min, self.retry_max)
@@ -120,7 +130,7 @@ class Deliverer:
                          error)
 
     async def _taken(self, name: str, items: Sequence[OutboxItem],
-                     stats: DeliveryStats) -> bool:
+                     stats: DeliveryStats) -> None:
         stats.sent += len(items)
         if self.on_result:
             self.on_result(name, True)
@@ -129,12 +139,20 @@ class Deliverer:
                 await self.store.outbox_done(name, items[0].alert_id)
             else:
                 await self.store.outbox_done_many(name, [i.alert_id for i in items])
-        except StoreError as se:
-            # Sent but not acknowledged: it will be sent again, with the same id.
-            logger.warning("delivered {} alert(s) ({} ...) but could not ack them: {}",
-                           len(items), items[0].alert_id, se)
-            return False
-        return True
+        except StoreError:
+            # Sent but not acknowledged: held here, not sent again (``_ack_pending``).
+            self._unacked.setdefault(name, []).extend(i.alert_id for i in items)
+            raise
+
+    async def _ack_pending(self, name: str) -> None:
+        """Write the acknowledgements the store refused before; raises while it still does."""
+        ids = self._unacked.get(name)
+        if not ids:
+            return
+        await self.store.outbox_done_many(name, ids)
+        del self._unacked[name]
+        logger.info("sink {}: {} alert(s) it took while the store refused writes are "
+                    "acknowledged now", name, len(ids))
 
     async def _deliver_digest(self, name: str, sink: DigestSink, now: datetime,
                               stats: DeliveryStats) -> None:
@@ -147,8 +165,7 @@ class Deliverer:
                 return
             logger.info("sink {}: digest {} with {} alert(s) sent", name, digest,
                         len(batch.items))
-            if not await self._taken(name, batch.items, stats):
-                return
+            await self._taken(name, batch.items, stats)
 
     async def _deliver_each(self, name: str, sink: Sink, now: datetime,
                             stats: DeliveryStats) -> None:
@@ -167,21 +184,22 @@ class Deliverer:
             except SinkError as e:
                 await self._failed(name, [item], e, now, stats)
                 return  # the sink is likely down: spare the rest of the queue this pass
-            if not await self._taken(name, [item], stats):
-                return
+            await self._taken(name, [item], stats)
 
     async def deliver_due(self, now: datetime) -> DeliveryStats:
         """One pass over every sink's due items. Never raises for a sink or store failure."""
         stats = DeliveryStats()
         for name, sink in self.sinks.items():
             try:
+                await self._ack_pending(name)
                 if isinstance(sink, DigestSink):
                     await self._deliver_digest(name, sink, now, stats)
                 else:
                     await self._deliver_each(name, sink, now, stats)
             except StoreError as e:
-                logger.warning("outbox unavailable, alerts wait: {}", e)
+                self.outage.failed(e, "alerts wait")
                 return stats
+        self.outage.recovered("alerts delivered again")
         return stats
 
     async def aclose(self) -> None:

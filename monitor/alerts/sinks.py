@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
+import fcntl
 import json
 import os
 import sys
@@ -89,29 +89,33 @@ def append_lines(path: Path, lines: Sequence[str]) -> None:
 
     One ``write`` of the whole batch, then one ``fsync``: the fsync is what costs
     (milliseconds each), so a burst of alerts pays it once. A disk that fills up
-    takes part of a write and refuses the rest: the part is cut off again before
+    takes part of a write and refuses the rest: that part is cut off again before
     the error is raised, because the caller retries the whole batch later and a
-    reader of the file must never meet half a line. The error is the kernel's own
-    (``No space left on device``), not a count of bytes.
+    reader of the file must not meet half a line. Appends hold an exclusive
+    ``flock``, so the part cut off is ours alone; and only while the file still ends
+    where our part ended (something outside, a ``copytruncate`` say, may have changed
+    it). The error is the kernel's own (``No space left on device``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
+        with contextlib.suppress(OSError):   # a file system without locks: append anyway
+            fcntl.flock(fd, fcntl.LOCK_EX)
         data = memoryview("".join(line + "\n" for line in lines).encode("utf-8"))
-        start = os.fstat(fd).st_size
+        start = os.lseek(fd, 0, os.SEEK_END)
+        done = 0
         try:
-            while data:
-                written = os.write(fd, data)  # after a short write, the next one says why
-                if written <= 0:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                data = data[written:]
+            while done < len(data):
+                done += os.write(fd, data[done:])  # after a short write, the next one says why
             os.fsync(fd)
         except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, start)
+            if done:
+                with contextlib.suppress(OSError):
+                    if os.fstat(fd).st_size == start + done:
+                        os.ftruncate(fd, start)
             raise
     finally:
-        os.close(fd)
+        os.close(fd)   # and the lock with it
 
 
 def append_line(path: Path, line: str) -> None:
