@@ -38,6 +38,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,21 @@ def load_uci(name: str) -> list[Doc]:
     return docs
 
 
+def _published(value: object) -> datetime | None:
+    """The items' dates come in three forms: ISO 8601, RFC 2822 and US ``MM/DD/YYYY``."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    parsers = (datetime.fromisoformat, parsedate_to_datetime,
+               lambda v: datetime.strptime(v, "%m/%d/%Y"))
+    for parse in parsers:
+        try:
+            when = parse(value.strip())
+        except (TypeError, ValueError):
+            continue
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
 def load_theme() -> list[Doc] | None:
     """The seeds then the relevance items, each with its real publication time (or None)."""
     path = SHARED / "relevance-dev" / "items.jsonl"
@@ -119,12 +135,7 @@ def load_theme() -> list[Doc] | None:
                      "real": datetime(2025, 3, 11, 12, 0, tzinfo=UTC)})
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        try:
-            real: datetime | None = datetime.fromisoformat(row["published"])
-        except (KeyError, TypeError, ValueError):
-            real = None
-        if real is not None and real.tzinfo is None:
-            real = real.replace(tzinfo=UTC)
+        real = _published(row.get("published"))
         docs.append({"id": row["id"], "title": row["title"], "content": row.get("summary") or "",
                      "outlet": row.get("outlet") or "", "url": "", "real": real,
                      "language": row.get("language") or None})
@@ -149,7 +160,8 @@ def theme_check(docs: list[Doc], engine: str, config: StoryConfig) -> dict[str, 
                     near += 1
     seed_story = pred[docs[0]["id"]]
     return {"far_pairs": far, "near_pairs": near,
-            "seed_story_joins": sum(pred[d["id"]] == seed_story for d in docs[2:])}
+            "seed_story_joins": sum(pred[d["id"]] == seed_story for d in docs[2:]),
+            "undated": sum(d["real"] is None for d in docs)}
 
 
 def run_index(docs: list[Doc], config: StoryConfig) -> dict[str, str]:
@@ -253,10 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     theme = load_theme()
     if theme is not None:
         row_t = theme_check(theme, args.engine, config)
-        print(f"Theme-dense items (seeds + {len(theme) - 2} relevance items, one window): "
-              f"{row_t['far_pairs']} pairs published > 3 days apart in one story (wrong), "
-              f"{row_t['near_pairs']} within 3 days, {row_t['seed_story_joins']} items in "
-              "the seeds' story")
+        print(f"Theme-dense items (seeds + {len(theme) - 2} relevance items, one window, "
+              f"{row_t['undated']} undated): {row_t['far_pairs']} pairs published > 3 days "
+              f"apart in one story (wrong), {row_t['near_pairs']} within 3 days, "
+              f"{row_t['seed_story_joins']} items in the seeds' story")
         figures.update({f"theme_{k}": v for k, v in row_t.items()})
     figures["seconds"] = round(time.perf_counter() - t0, 2)
     print(json.dumps(figures))
