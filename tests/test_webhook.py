@@ -221,8 +221,8 @@ async def test_a_response_echoing_the_url_is_not_logged_with_it(rx: HttpSink) ->
 
 
 class ReadOnlyStore(SQLiteStore):
-    """A real SQLite store whose acknowledgements fail while ``full`` (a full disk: reads
-    still work, the writes that mark alerts done do not)."""
+    """A real SQLite store whose outbox writes fail while ``full`` (a full disk: reads
+    still work, the writes that mark alerts done or due later do not)."""
 
     full = False
 
@@ -235,6 +235,12 @@ class ReadOnlyStore(SQLiteStore):
         if self.full:
             raise StoreError("SQLite state: outbox_done_many: database or disk is full")
         await super().outbox_done_many(sink, alert_ids)
+
+    async def outbox_retry(self, sink: str, alert_id: str, next_attempt: datetime,
+                           error: str) -> None:
+        if self.full:
+            raise StoreError("SQLite state: outbox_retry: database or disk is full")
+        await super().outbox_retry(sink, alert_id, next_attempt, error)
 
 
 @pytest.mark.anyio
@@ -266,6 +272,36 @@ async def test_an_alert_taken_but_not_acknowledged_is_not_posted_again(
             "a_1", "a_2"]
         assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
         assert any("outbox available again after" in x for x in logs)
+        await d.aclose()
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_failed_attempt_the_store_cannot_record_still_backs_off(
+        rx: HttpSink, tmp_path: Path) -> None:
+    # The receiver is down and the store cannot write the retry time: without a delay kept
+    # in memory, every pass would try the receiver again.
+    rx.script("/hook", 503, 503, 200)
+    store = ReadOnlyStore(tmp_path / "state.db")
+    await store.open()
+    try:
+        sink = WebhookSink("desk", rx.url("/hook"), timeout=5)
+        d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=10),
+                      retry_max=timedelta(minutes=5))
+        await store.outbox_put([item("a_1")])
+        store.full = True
+        for n in range(9):                 # passes inside the first 10 s of backoff
+            await d.deliver_due(T0 + timedelta(seconds=n))
+        assert len(rx.received("/hook")) == 1
+        await d.deliver_due(T0 + timedelta(seconds=10))   # its delay is over: one more try
+        assert len(rx.received("/hook")) == 2
+        store.full = False
+        await d.deliver_due(T0 + timedelta(seconds=20))
+        await d.deliver_due(T0 + timedelta(seconds=21))
+        assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == [
+            "a_1"] * 3
+        assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
         await d.aclose()
     finally:
         await store.close()

@@ -24,7 +24,9 @@ A store that reads but cannot write (a full disk under SQLite) would otherwise m
 every pass send the same alerts again, once a second, to webhooks that have no
 de-duplication: what a sink took but the store could not acknowledge is remembered,
 and that sink gets nothing more until the acknowledgement is written. A restart
-meanwhile sends them once more (at least once, as always).
+meanwhile sends them once more (at least once, as always). Likewise a failed attempt
+whose retry time the store could not record holds its sink back for that delay in
+memory, instead of the receiver being tried again at every pass.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class Deliverer:
         self.give_up_after = max(1, give_up_after)
         # sink -> alert ids it took that the store could not mark done yet
         self._unacked: dict[str, list[str]] = {}
+        # sink -> no attempt before this time (a retry time the store could not record)
+        self._hold: dict[str, datetime] = {}
         self.outage = Outage("outbox")
 
     def _delay(self, item: OutboxItem, error: SinkError) -> timedelta:
@@ -104,11 +108,12 @@ class Deliverer:
         else:
             logger.warning("sink {} failed (attempt {}), retry in {:.1f}s: {}", name, attempts,
                            delay.total_seconds(), error)
-        for item in items:
-            try:
+        try:
+            for item in items:
                 await self.store.outbox_retry(name, item.alert_id, now + delay, str(error))
-            except StoreError as se:
-                logger.warning("could not record retry for {}: {}", item.alert_id, se)
+        except StoreError:
+            self._hold[name] = now + delay
+            raise
 
     async def _bury(self, name: str, items: Sequence[OutboxItem], error: SinkError,
                     now: datetime, stats: DeliveryStats) -> None:
@@ -120,8 +125,12 @@ class Deliverer:
                 logger.error("sink {} refused alert {} and the dead-letter file {} is not "
                              "writable ({}): keeping it queued", name, item.alert_id,
                              self.dead_letters.path, e)
-                await self.store.outbox_retry(name, item.alert_id, now + self.retry_max,
-                                              str(error))
+                try:
+                    await self.store.outbox_retry(name, item.alert_id, now + self.retry_max,
+                                                  str(error))
+                except StoreError:
+                    self._hold[name] = now + self.retry_max
+                    raise
                 continue
             await self.store.outbox_done(name, item.alert_id)
             stats.dead += 1
@@ -189,7 +198,11 @@ class Deliverer:
     async def deliver_due(self, now: datetime) -> DeliveryStats:
         """One pass over every sink's due items. Never raises for a sink or store failure."""
         stats = DeliveryStats()
+        answered = False   # the store took part in this pass without an error
         for name, sink in self.sinks.items():
+            if self._hold.get(name, now) > now:
+                continue
+            self._hold.pop(name, None)
             try:
                 await self._ack_pending(name)
                 if isinstance(sink, DigestSink):
@@ -199,7 +212,9 @@ class Deliverer:
             except StoreError as e:
                 self.outage.failed(e, "alerts wait")
                 return stats
-        self.outage.recovered("alerts delivered again")
+            answered = True
+        if answered:
+            self.outage.recovered("alerts delivered again")
         return stats
 
     async def aclose(self) -> None:
