@@ -162,7 +162,7 @@ class Service:
         self.rules_sig: tuple[tuple[str, float, int], ...] = ()
         self.last_progress = time.monotonic()
         self.failing: set[str] = set()
-        self.store_ok = True   # at its last use (a poll, a claim) or the watchdog's ping
+        self.store_ok = True   # at its last claim or poll recorded, or the watchdog's ping
         # The store's failures, logged when they start and end (``outage.py``): claiming
         # due feeds, and recording what a poll found (a full disk may refuse the latter only).
         self.claims = Outage("store")
@@ -419,7 +419,8 @@ class Service:
                 return await self._failed(state, now, e)
             except StoreError as e:
                 # Nothing of this poll is recorded: the claim runs out, the feed comes back.
-                self.store_ok = False
+                # Claims may still work (a full disk takes small overwrites): the status
+                # says "not recorded" rather than "paused" unless they fail too.
                 self.records.failed(e, "feed will be retried")
                 return PollReport(state.url, "error", error=f"store: {e}")
             except Exception as e:  # a bug must not kill the daemon: report it with the feed
@@ -577,7 +578,9 @@ class Service:
                 for sink in (self.deliverer.sinks if self.deliverer else {}):
                     self.metrics.outbox_depth.labels(sink).set(per_sink.get(sink, 0))
         self.metrics.feeds_failing.set(len(self.failing))
-        down = "" if self.store_ok else "store unavailable, polling paused: "
+        down = ("store unavailable, polling paused: " if not self.store_ok
+                else "store refusing writes, polls not recorded: " if self.records.down
+                else "")
         self.notifier.status(f"{down}{len(self.feeds)} feeds, {len(self.failing)} failing, "
                              f"{len(self.inflight)} polling, outbox {depth}")
 

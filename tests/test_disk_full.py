@@ -20,14 +20,18 @@ import threading
 import time
 from pathlib import Path
 
+import anyio
 import pytest
+from loguru import logger
 
+from monitor.config import load_settings
+from monitor.errors import StoreError
+from monitor.notify import Notifier
+from monitor.service import Service
 from tests.support.daemon_config import daemon_config
 from tests.support.feed_server import FeedServer
-from tests.test_e2e import rss, wait_for
+from tests.test_e2e import NotifyListener, rss, wait_for
 from tests.test_outage import story
-
-pytestmark = pytest.mark.e2e
 
 
 class PipedDaemon:
@@ -76,6 +80,7 @@ def alerts(path: Path) -> list[dict[str, object]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
+@pytest.mark.e2e
 def test_a_full_disk_pauses_commits_and_alerts_then_both_resume(tmp_path: Path) -> None:
     jsonl = tmp_path / "alerts.jsonl"
     with FeedServer() as srv:
@@ -114,3 +119,63 @@ def test_a_full_disk_pauses_commits_and_alerts_then_both_resume(tmp_path: Path) 
             assert daemon.stop() == 0
         finally:
             daemon.kill()
+
+
+async def status_line(listener: NotifyListener) -> str:
+    """The last STATUS= the service sent (it arrives on the listener's thread)."""
+    for _ in range(200):
+        sent = [m for m in listener.messages if "STATUS=" in m]
+        if sent:
+            return sent[-1]
+        await anyio.sleep(0.05)
+    raise AssertionError("no STATUS= within 10 s")
+
+
+@pytest.mark.anyio
+async def test_claims_that_work_and_commits_that_do_not_say_so_in_the_status(
+        tmp_path: Path) -> None:
+    # A full disk may still take small overwrites (a claim) and refuse an article's commit:
+    # then polling is not paused, but nothing a poll finds is recorded. The status line and
+    # the log must say that, once, and say when it ends.
+    with FeedServer() as srv:
+        srv.set("/f.xml", rss([story(0)]))
+        config = daemon_config(tmp_path, srv.url("/f.xml"), poll="  parse_workers: 1\n")
+        svc = Service(load_settings(config, env={}))
+        listener = NotifyListener(tmp_path / "notify.sock")
+        lines: list[str] = []
+        sink = logger.add(lambda m: lines.append(f"{m.record['level'].name} {m}"),
+                          level="INFO")
+        await svc.start()
+        try:
+            svc.notifier = Notifier(listener.path)
+            assert svc.store is not None
+            commit = svc.store.commit_articles
+
+            async def refused(*args: object, **kwargs: object) -> list[bool]:
+                raise StoreError(f"SQLite state {tmp_path}/state/state.db: commit_articles: "
+                                 "database or disk is full")
+
+            svc.store.commit_articles = refused  # type: ignore[method-assign]
+            for _ in range(3):
+                summary = await svc.run_once()
+                assert (summary.failed, summary.alerts) == (1, 0)
+            await svc.maintenance()   # writes the status line
+            status = await status_line(listener)
+            assert "STATUS=store refusing writes, polls not recorded: 1 feeds" in status
+            errors = [x for x in lines if "store unavailable, feed will be retried" in x]
+            assert len(errors) == 1 and errors[0].startswith("ERROR")
+            assert "database or disk is full" in errors[0]
+
+            svc.store.commit_articles = commit  # type: ignore[method-assign]
+            summary = await svc.run_once()
+            assert (summary.failed, summary.alerts) == (0, 1)
+            assert any("store available again after" in x and "polls recorded again" in x
+                       for x in lines)
+            listener.messages.clear()
+            await svc.maintenance()
+            status = await status_line(listener)
+            assert "STATUS=1 feeds, 0 failing" in status
+        finally:
+            await svc.close()
+            logger.remove(sink)
+            listener.close()
