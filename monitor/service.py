@@ -495,6 +495,7 @@ class Service:
                                        f"it from the feed list ({err.detail})")
         try:
             await self.store.save_feed_state(await self._keep_push(new_state))
+            self.records.recovered("feed states recorded again")
         except StoreError as e:
             self.records.failed(e, "the feed's failure not recorded")
         self.last_progress = time.monotonic()

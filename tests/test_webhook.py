@@ -305,3 +305,60 @@ async def test_a_failed_attempt_the_store_cannot_record_still_backs_off(
         await d.aclose()
     finally:
         await store.close()
+
+
+@pytest.mark.anyio
+async def test_the_outbox_is_back_only_when_a_write_goes_through(
+        rx: HttpSink, tmp_path: Path, logs: list[str]) -> None:
+    # Reads work on a full disk: a pass in which one sink only read its (empty) queue
+    # while another is held back must not report the outbox as working again.
+    rx.script("/hook", 503, 503, 503, 200)
+    store = ReadOnlyStore(tmp_path / "state.db")
+    await store.open()
+    try:
+        down = WebhookSink("desk", rx.url("/hook"), timeout=5)
+        idle = WebhookSink("idle", rx.url("/idle"), timeout=5)
+        d = Deliverer(store, {down.name: down, idle.name: idle},
+                      retry_min=timedelta(seconds=10), retry_max=timedelta(minutes=5))
+        await store.outbox_put([item("a_1")])
+        store.full = True
+        for n in range(25):
+            await d.deliver_due(T0 + timedelta(seconds=n))
+        assert len(rx.received("/hook")) == 3           # at 0, 10 and 20 s
+        said = [x for x in logs if "outbox" in x and ("| ERROR" in x or "| WARNING" in x)]
+        assert len(said) == 1 and "outbox unavailable, alerts wait" in said[0]
+        store.full = False
+        await d.deliver_due(T0 + timedelta(seconds=40))
+        assert len(rx.received("/hook")) == 4
+        assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
+        assert any("outbox available again after" in x for x in logs)
+        await d.aclose()
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_refused_alert_is_dead_lettered_once_while_the_store_cannot_ack(
+        rx: HttpSink, tmp_path: Path) -> None:
+    rx.script("/hook", 422)
+    store = ReadOnlyStore(tmp_path / "state.db")
+    await store.open()
+    dead = DeadLetters(tmp_path / "dead.jsonl")
+    try:
+        sink = WebhookSink("desk", rx.url("/hook"), timeout=5)
+        d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=1),
+                      retry_max=timedelta(minutes=5), dead_letters=dead, give_up_after=1)
+        await store.outbox_put([item("a_1")])
+        store.full = True
+        for n in range(5):
+            await d.deliver_due(T0 + timedelta(seconds=n))
+        assert len(rx.received("/hook")) == 1
+        assert [r["alert_id"] for r in dead.read()] == ["a_1"]
+        store.full = False
+        await d.deliver_due(T0 + timedelta(seconds=6))
+        assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
+        assert len(rx.received("/hook")) == 1
+        assert [r["alert_id"] for r in dead.read()] == ["a_1"]
+        await d.aclose()
+    finally:
+        await store.close()

@@ -81,6 +81,7 @@ class Deliverer:
         # sink -> no attempt before this time (a retry time the store could not record)
         self._hold: dict[str, datetime] = {}
         self.outage = Outage("outbox")
+        self._wrote = False   # a write to the outbox went through in this pass
 
     def _delay(self, item: OutboxItem, error: SinkError) -> timedelta:
         delay = retry_delay(item.attempts + 1, self.retry_min, self.retry_max)
@@ -114,6 +115,7 @@ class Deliverer:
         except StoreError:
             self._hold[name] = now + delay
             raise
+        self._wrote = True
 
     async def _bury(self, name: str, items: Sequence[OutboxItem], error: SinkError,
                     now: datetime, stats: DeliveryStats) -> None:
@@ -132,7 +134,13 @@ class Deliverer:
                     self._hold[name] = now + self.retry_max
                     raise
                 continue
-            await self.store.outbox_done(name, item.alert_id)
+            try:
+                await self.store.outbox_done(name, item.alert_id)
+            except StoreError:
+                # In the file already: only the acknowledgement is tried again.
+                self._unacked.setdefault(name, []).append(item.alert_id)
+                raise
+            self._wrote = True
             stats.dead += 1
             logger.error("sink {} refused alert {} {} times; moved to the dead-letter file {}: "
                          "{}", name, item.alert_id, item.attempts + 1, self.dead_letters.path,
@@ -152,6 +160,7 @@ class Deliverer:
             # Sent but not acknowledged: held here, not sent again (``_ack_pending``).
             self._unacked.setdefault(name, []).extend(i.alert_id for i in items)
             raise
+        self._wrote = True
 
     async def _ack_pending(self, name: str) -> None:
         """Write the acknowledgements the store refused before; raises while it still does."""
@@ -160,6 +169,7 @@ class Deliverer:
             return
         await self.store.outbox_done_many(name, ids)
         del self._unacked[name]
+        self._wrote = True
         logger.info("sink {}: {} alert(s) it took while the store refused writes are "
                     "acknowledged now", name, len(ids))
 
@@ -198,7 +208,7 @@ class Deliverer:
     async def deliver_due(self, now: datetime) -> DeliveryStats:
         """One pass over every sink's due items. Never raises for a sink or store failure."""
         stats = DeliveryStats()
-        answered = False   # the store took part in this pass without an error
+        self._wrote = False
         for name, sink in self.sinks.items():
             if self._hold.get(name, now) > now:
                 continue
@@ -212,8 +222,9 @@ class Deliverer:
             except StoreError as e:
                 self.outage.failed(e, "alerts wait")
                 return stats
-            answered = True
-        if answered:
+        # Reads work on a full disk: only a write that went through, with nothing left
+        # held back, says the outbox works again.
+        if self._wrote and not self._unacked and not self._hold:
             self.outage.recovered("alerts delivered again")
         return stats
 
