@@ -243,122 +243,110 @@ class ReadOnlyStore(SQLiteStore):
         await super().outbox_retry(sink, alert_id, next_attempt, error)
 
 
+@pytest.fixture
+async def full_store(tmp_path: Path) -> AsyncIterator[ReadOnlyStore]:
+    s = ReadOnlyStore(tmp_path / "state.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
 @pytest.mark.anyio
 async def test_an_alert_taken_but_not_acknowledged_is_not_posted_again(
-        rx: HttpSink, tmp_path: Path, logs: list[str]) -> None:
+        rx: HttpSink, full_store: ReadOnlyStore, logs: list[str]) -> None:
     # The webhook took the alert; the store could not mark it done. Every later pass would
     # find it due and post it again, once a second for as long as the disk stays full.
     rx.script("/hook", 200)
-    store = ReadOnlyStore(tmp_path / "state.db")
-    await store.open()
-    try:
-        sink = WebhookSink("desk", rx.url("/hook"), secret=SECRET, timeout=5)
-        d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=1),
-                      retry_max=timedelta(minutes=5))
-        await store.outbox_put([item("a_1")])
-        store.full = True
-        for n in range(5):
-            await d.deliver_due(T0 + timedelta(seconds=n))
-        assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == ["a_1"]
-        assert (await store.outbox_depth())["webhook:desk"] == 1   # still queued in the store
-        outages = [x for x in logs if "outbox unavailable" in x]
-        assert len(outages) == 5 and "ERROR" in outages[0]
-        assert all("DEBUG" in x for x in outages[1:])     # said once, not at every pass
-        store.full = False
-        await store.outbox_put([item("a_2")])
-        stats = await d.deliver_due(T0 + timedelta(seconds=6))
-        assert stats.sent == 1
-        assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == [
-            "a_1", "a_2"]
-        assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
-        assert any("outbox available again after" in x for x in logs)
-        await d.aclose()
-    finally:
-        await store.close()
+    sink = WebhookSink("desk", rx.url("/hook"), secret=SECRET, timeout=5)
+    d = Deliverer(full_store, {sink.name: sink}, retry_min=timedelta(seconds=1),
+                  retry_max=timedelta(minutes=5))
+    await full_store.outbox_put([item("a_1")])
+    full_store.full = True
+    for n in range(5):
+        await d.deliver_due(T0 + timedelta(seconds=n))
+    assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == ["a_1"]
+    assert (await full_store.outbox_depth())["webhook:desk"] == 1   # still queued in the full_store
+    outages = [x for x in logs if "outbox unavailable" in x]
+    assert len(outages) == 5 and "ERROR" in outages[0]
+    assert all("DEBUG" in x for x in outages[1:])     # said once, not at every pass
+    full_store.full = False
+    await full_store.outbox_put([item("a_2")])
+    stats = await d.deliver_due(T0 + timedelta(seconds=6))
+    assert stats.sent == 1
+    assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == [
+        "a_1", "a_2"]
+    assert (await full_store.outbox_depth()).get("webhook:desk", 0) == 0
+    assert any("outbox available again after" in x for x in logs)
+    await d.aclose()
 
 
 @pytest.mark.anyio
 async def test_a_failed_attempt_the_store_cannot_record_still_backs_off(
-        rx: HttpSink, tmp_path: Path) -> None:
+        rx: HttpSink, full_store: ReadOnlyStore) -> None:
     # The receiver is down and the store cannot write the retry time: without a delay kept
     # in memory, every pass would try the receiver again.
     rx.script("/hook", 503, 503, 200)
-    store = ReadOnlyStore(tmp_path / "state.db")
-    await store.open()
-    try:
-        sink = WebhookSink("desk", rx.url("/hook"), timeout=5)
-        d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=10),
-                      retry_max=timedelta(minutes=5))
-        await store.outbox_put([item("a_1")])
-        store.full = True
-        for n in range(9):                 # passes inside the first 10 s of backoff
-            await d.deliver_due(T0 + timedelta(seconds=n))
-        assert len(rx.received("/hook")) == 1
-        await d.deliver_due(T0 + timedelta(seconds=10))   # its delay is over: one more try
-        assert len(rx.received("/hook")) == 2
-        store.full = False
-        await d.deliver_due(T0 + timedelta(seconds=20))
-        await d.deliver_due(T0 + timedelta(seconds=21))
-        assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == [
-            "a_1"] * 3
-        assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
-        await d.aclose()
-    finally:
-        await store.close()
+    sink = WebhookSink("desk", rx.url("/hook"), timeout=5)
+    d = Deliverer(full_store, {sink.name: sink}, retry_min=timedelta(seconds=10),
+                  retry_max=timedelta(minutes=5))
+    await full_store.outbox_put([item("a_1")])
+    full_store.full = True
+    for n in range(9):                 # passes inside the first 10 s of backoff
+        await d.deliver_due(T0 + timedelta(seconds=n))
+    assert len(rx.received("/hook")) == 1
+    await d.deliver_due(T0 + timedelta(seconds=10))   # its delay is over: one more try
+    assert len(rx.received("/hook")) == 2
+    full_store.full = False
+    await d.deliver_due(T0 + timedelta(seconds=20))
+    await d.deliver_due(T0 + timedelta(seconds=21))
+    assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == [
+        "a_1"] * 3
+    assert (await full_store.outbox_depth()).get("webhook:desk", 0) == 0
+    await d.aclose()
 
 
 @pytest.mark.anyio
 async def test_the_outbox_is_back_only_when_a_write_goes_through(
-        rx: HttpSink, tmp_path: Path, logs: list[str]) -> None:
+        rx: HttpSink, full_store: ReadOnlyStore, logs: list[str]) -> None:
     # Reads work on a full disk: a pass in which one sink only read its (empty) queue
     # while another is held back must not report the outbox as working again.
     rx.script("/hook", 503, 503, 503, 200)
-    store = ReadOnlyStore(tmp_path / "state.db")
-    await store.open()
-    try:
-        down = WebhookSink("desk", rx.url("/hook"), timeout=5)
-        idle = WebhookSink("idle", rx.url("/idle"), timeout=5)
-        d = Deliverer(store, {down.name: down, idle.name: idle},
-                      retry_min=timedelta(seconds=10), retry_max=timedelta(minutes=5))
-        await store.outbox_put([item("a_1")])
-        store.full = True
-        for n in range(25):
-            await d.deliver_due(T0 + timedelta(seconds=n))
-        assert len(rx.received("/hook")) == 3           # at 0, 10 and 20 s
-        said = [x for x in logs if "outbox" in x and ("| ERROR" in x or "| WARNING" in x)]
-        assert len(said) == 1 and "outbox unavailable, alerts wait" in said[0]
-        store.full = False
-        await d.deliver_due(T0 + timedelta(seconds=40))
-        assert len(rx.received("/hook")) == 4
-        assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
-        assert any("outbox available again after" in x for x in logs)
-        await d.aclose()
-    finally:
-        await store.close()
+    down = WebhookSink("desk", rx.url("/hook"), timeout=5)
+    idle = WebhookSink("idle", rx.url("/idle"), timeout=5)
+    d = Deliverer(full_store, {down.name: down, idle.name: idle},
+                  retry_min=timedelta(seconds=10), retry_max=timedelta(minutes=5))
+    await full_store.outbox_put([item("a_1")])
+    full_store.full = True
+    for n in range(25):
+        await d.deliver_due(T0 + timedelta(seconds=n))
+    assert len(rx.received("/hook")) == 3           # at 0, 10 and 20 s
+    said = [x for x in logs if "outbox" in x and ("| ERROR" in x or "| WARNING" in x)]
+    assert len(said) == 1 and "outbox unavailable, alerts wait" in said[0]
+    full_store.full = False
+    await d.deliver_due(T0 + timedelta(seconds=40))
+    assert len(rx.received("/hook")) == 4
+    assert (await full_store.outbox_depth()).get("webhook:desk", 0) == 0
+    assert any("outbox available again after" in x for x in logs)
+    await d.aclose()
 
 
 @pytest.mark.anyio
 async def test_a_refused_alert_is_dead_lettered_once_while_the_store_cannot_ack(
-        rx: HttpSink, tmp_path: Path) -> None:
+        rx: HttpSink, full_store: ReadOnlyStore, tmp_path: Path) -> None:
     rx.script("/hook", 422)
-    store = ReadOnlyStore(tmp_path / "state.db")
-    await store.open()
     dead = DeadLetters(tmp_path / "dead.jsonl")
-    try:
-        sink = WebhookSink("desk", rx.url("/hook"), timeout=5)
-        d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=1),
-                      retry_max=timedelta(minutes=5), dead_letters=dead, give_up_after=1)
-        await store.outbox_put([item("a_1")])
-        store.full = True
-        for n in range(5):
-            await d.deliver_due(T0 + timedelta(seconds=n))
-        assert len(rx.received("/hook")) == 1
-        assert [r["alert_id"] for r in dead.read()] == ["a_1"]
-        store.full = False
-        await d.deliver_due(T0 + timedelta(seconds=6))
-        assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
-        assert len(rx.received("/hook")) == 1
-        assert [r["alert_id"] for r in dead.read()] == ["a_1"]
-        await d.aclose()
-    finally:
-        await store.close()
+    sink = WebhookSink("desk", rx.url("/hook"), timeout=5)
+    d = Deliverer(full_store, {sink.name: sink}, retry_min=timedelta(seconds=1),
+                  retry_max=timedelta(minutes=5), dead_letters=dead, give_up_after=1)
+    await full_store.outbox_put([item("a_1")])
+    full_store.full = True
+    for n in range(5):
+        await d.deliver_due(T0 + timedelta(seconds=n))
+    assert len(rx.received("/hook")) == 1
+    assert [r["alert_id"] for r in dead.read()] == ["a_1"]
+    full_store.full = False
+    await d.deliver_due(T0 + timedelta(seconds=6))
+    assert (await full_store.outbox_depth()).get("webhook:desk", 0) == 0
+    assert len(rx.received("/hook")) == 1
+    assert [r["alert_id"] for r in dead.read()] == ["a_1"]
+    await d.aclose()
