@@ -265,7 +265,7 @@ async def test_an_alert_taken_but_not_acknowledged_is_not_posted_again(
     for n in range(5):
         await d.deliver_due(T0 + timedelta(seconds=n))
     assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == ["a_1"]
-    assert (await full_store.outbox_depth())["webhook:desk"] == 1   # still queued in the full_store
+    assert (await full_store.outbox_depth())["webhook:desk"] == 1   # still queued in the store
     outages = [x for x in logs if "outbox unavailable" in x]
     assert len(outages) == 5 and "ERROR" in outages[0]
     assert all("DEBUG" in x for x in outages[1:])     # said once, not at every pass
