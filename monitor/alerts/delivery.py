@@ -80,11 +80,13 @@ class Deliverer:
         self._unacked: dict[str, list[str]] = {}
         # sink -> no attempt before this time (a retry time the store could not record)
         self._hold: dict[str, datetime] = {}
+        # sink -> failed attempts in a row the store could not record (so the hold grows)
+        self._strikes: dict[str, int] = {}
         self.outage = Outage("outbox")
         self._wrote = False   # a write to the outbox went through in this pass
 
-    def _delay(self, item: OutboxItem, error: SinkError) -> timedelta:
-        delay = retry_delay(item.attempts + 1, self.retry_min, self.retry_max)
+    def _delay(self, item: OutboxItem, error: SinkError, unrecorded: int = 0) -> timedelta:
+        delay = retry_delay(item.attempts + 1 + unrecorded, self.retry_min, self.retry_max)
         if isinstance(error, SinkBusy) and error.retry_after is not None:
             # The receiver's own word, within reason: never more than a day.
             delay = max(delay, timedelta(seconds=min(error.retry_after, 86400.0)))
@@ -101,7 +103,7 @@ class Deliverer:
         if rejected and self.dead_letters is not None and attempts >= self.give_up_after:
             await self._bury(name, items, error, now, stats)
             return
-        delay = self._delay(items[0], error)
+        delay = self._delay(items[0], error, self._strikes.get(name, 0))
         if rejected:
             logger.error("sink {} REFUSED {} alert(s) (attempt {} of {} before the dead-letter "
                          "file), retry in {:.1f}s: {}", name, len(items), attempts,
@@ -114,7 +116,9 @@ class Deliverer:
                 await self.store.outbox_retry(name, item.alert_id, now + delay, str(error))
         except StoreError:
             self._hold[name] = now + delay
+            self._strikes[name] = self._strikes.get(name, 0) + 1
             raise
+        self._strikes.pop(name, None)
         self._wrote = True
 
     async def _bury(self, name: str, items: Sequence[OutboxItem], error: SinkError,
@@ -149,6 +153,7 @@ class Deliverer:
     async def _taken(self, name: str, items: Sequence[OutboxItem],
                      stats: DeliveryStats) -> None:
         stats.sent += len(items)
+        self._strikes.pop(name, None)
         if self.on_result:
             self.on_result(name, True)
         try:
