@@ -39,9 +39,33 @@ def rx() -> Iterator[HttpSink]:
         yield server
 
 
+class ReadOnlyStore(SQLiteStore):
+    """A real SQLite store whose outbox writes fail while ``full`` (a full disk: reads
+    still work, the writes that mark alerts done or due later do not)."""
+
+    full = False
+
+    async def outbox_done(self, sink: str, alert_id: str) -> None:
+        if self.full:
+            raise StoreError("SQLite state: outbox_done: database or disk is full")
+        await super().outbox_done(sink, alert_id)
+
+    async def outbox_done_many(self, sink: str, alert_ids: Sequence[str]) -> None:
+        if self.full:
+            raise StoreError("SQLite state: outbox_done_many: database or disk is full")
+        await super().outbox_done_many(sink, alert_ids)
+
+    async def outbox_retry(self, sink: str, alert_id: str, next_attempt: datetime,
+                           error: str) -> None:
+        if self.full:
+            raise StoreError("SQLite state: outbox_retry: database or disk is full")
+        await super().outbox_retry(sink, alert_id, next_attempt, error)
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "state.db")
+async def store(tmp_path: Path) -> AsyncIterator[ReadOnlyStore]:
+    """A real SQLite store; set ``full`` to make its outbox writes fail."""
+    s = ReadOnlyStore(tmp_path / "state.db")
     await s.open()
     yield s
     await s.close()
@@ -220,77 +244,46 @@ async def test_a_response_echoing_the_url_is_not_logged_with_it(rx: HttpSink) ->
     assert "404" in str(exc.value) and TOKEN not in str(exc.value)
 
 
-class ReadOnlyStore(SQLiteStore):
-    """A real SQLite store whose outbox writes fail while ``full`` (a full disk: reads
-    still work, the writes that mark alerts done or due later do not)."""
-
-    full = False
-
-    async def outbox_done(self, sink: str, alert_id: str) -> None:
-        if self.full:
-            raise StoreError("SQLite state: outbox_done: database or disk is full")
-        await super().outbox_done(sink, alert_id)
-
-    async def outbox_done_many(self, sink: str, alert_ids: Sequence[str]) -> None:
-        if self.full:
-            raise StoreError("SQLite state: outbox_done_many: database or disk is full")
-        await super().outbox_done_many(sink, alert_ids)
-
-    async def outbox_retry(self, sink: str, alert_id: str, next_attempt: datetime,
-                           error: str) -> None:
-        if self.full:
-            raise StoreError("SQLite state: outbox_retry: database or disk is full")
-        await super().outbox_retry(sink, alert_id, next_attempt, error)
-
-
-@pytest.fixture
-async def full_store(tmp_path: Path) -> AsyncIterator[ReadOnlyStore]:
-    s = ReadOnlyStore(tmp_path / "state.db")
-    await s.open()
-    yield s
-    await s.close()
-
-
 @pytest.mark.anyio
 async def test_an_alert_taken_but_not_acknowledged_is_not_posted_again(
-        rx: HttpSink, full_store: ReadOnlyStore, logs: list[str]) -> None:
+        rx: HttpSink, store: ReadOnlyStore, logs: list[str]) -> None:
     # The webhook took the alert; the store could not mark it done. Every later pass would
     # find it due and post it again, once a second for as long as the disk stays full.
     rx.script("/hook", 200)
     sink = WebhookSink("desk", rx.url("/hook"), secret=SECRET, timeout=5)
-    d = Deliverer(full_store, {sink.name: sink}, retry_min=timedelta(seconds=1),
+    d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=1),
                   retry_max=timedelta(minutes=5))
-    await full_store.outbox_put([item("a_1")])
-    full_store.full = True
+    await store.outbox_put([item("a_1")])
+    store.full = True
     for n in range(5):
         await d.deliver_due(T0 + timedelta(seconds=n))
     assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == ["a_1"]
-    assert (await full_store.outbox_depth())["webhook:desk"] == 1   # still queued in the store
+    assert (await store.outbox_depth())["webhook:desk"] == 1   # still queued in the store
     outages = [x for x in logs if "outbox unavailable" in x]
     assert len(outages) == 5 and "ERROR" in outages[0]
     assert all("DEBUG" in x for x in outages[1:])     # said once, not at every pass
-    full_store.full = False
-    await full_store.outbox_put([item("a_2")])
+    store.full = False
+    await store.outbox_put([item("a_2")])
     stats = await d.deliver_due(T0 + timedelta(seconds=6))
     assert stats.sent == 1
     assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == [
         "a_1", "a_2"]
-    assert (await full_store.outbox_depth()).get("webhook:desk", 0) == 0
+    assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
     assert any("outbox available again after" in x for x in logs)
     await d.aclose()
 
 
 @pytest.mark.anyio
 async def test_a_failed_attempt_the_store_cannot_record_still_backs_off(
-        rx: HttpSink, full_store: ReadOnlyStore) -> None:
+        rx: HttpSink, store: ReadOnlyStore) -> None:
     # The receiver is down and the store cannot write the retry time: without a delay kept
     # in memory, every pass would try the receiver again; and the delay still doubles.
     rx.script("/hook", 503, 503, 200)
     sink = WebhookSink("desk", rx.url("/hook"), timeout=5)
-    d = Deliverer(full_store, {sink.name: sink}, retry_min=timedelta(seconds=10),
+    d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=10),
                   retry_max=timedelta(minutes=5))
-    await full_store.outbox_put([item("a_1")])
-    full_store.full = True
+    await store.outbox_put([item("a_1")])
+    store.full = True
 
     async def posts_by(second: int) -> int:
         await d.deliver_due(T0 + timedelta(seconds=second))
@@ -300,55 +293,55 @@ async def test_a_failed_attempt_the_store_cannot_record_still_backs_off(
     assert [await posts_by(n) for n in (10, 20, 29)] == [2, 2, 2]  # then 20 s
     assert await posts_by(30) == 3            # taken, but the store cannot mark it done
     assert await posts_by(31) == 3
-    full_store.full = False
+    store.full = False
     assert await posts_by(32) == 3            # only the acknowledgement is written now
     assert [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")] == ["a_1"] * 3
-    assert (await full_store.outbox_depth()).get("webhook:desk", 0) == 0
+    assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
     await d.aclose()
 
 
 @pytest.mark.anyio
 async def test_the_outbox_is_back_only_when_a_write_goes_through(
-        rx: HttpSink, full_store: ReadOnlyStore, logs: list[str]) -> None:
+        rx: HttpSink, store: ReadOnlyStore, logs: list[str]) -> None:
     # Reads work on a full disk: a pass in which one sink only read its (empty) queue
     # while another is held back must not report the outbox as working again.
     rx.script("/hook", 503, 503, 200)
     down = WebhookSink("desk", rx.url("/hook"), timeout=5)
     idle = WebhookSink("idle", rx.url("/idle"), timeout=5)
-    d = Deliverer(full_store, {down.name: down, idle.name: idle},
+    d = Deliverer(store, {down.name: down, idle.name: idle},
                   retry_min=timedelta(seconds=10), retry_max=timedelta(minutes=5))
-    await full_store.outbox_put([item("a_1")])
-    full_store.full = True
+    await store.outbox_put([item("a_1")])
+    store.full = True
     for n in range(25):
         await d.deliver_due(T0 + timedelta(seconds=n))
     assert len(rx.received("/hook")) == 2           # at 0 and 10 s (then 20 s of backoff)
     said = [x for x in logs if "outbox" in x and ("| ERROR" in x or "| WARNING" in x)]
     assert len(said) == 1 and "outbox unavailable, alerts wait" in said[0]
-    full_store.full = False
+    store.full = False
     await d.deliver_due(T0 + timedelta(seconds=40))
     assert len(rx.received("/hook")) == 3
-    assert (await full_store.outbox_depth()).get("webhook:desk", 0) == 0
+    assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
     assert any("outbox available again after" in x for x in logs)
     await d.aclose()
 
 
 @pytest.mark.anyio
 async def test_a_refused_alert_is_dead_lettered_once_while_the_store_cannot_ack(
-        rx: HttpSink, full_store: ReadOnlyStore, tmp_path: Path) -> None:
+        rx: HttpSink, store: ReadOnlyStore, tmp_path: Path) -> None:
     rx.script("/hook", 422)
     dead = DeadLetters(tmp_path / "dead.jsonl")
     sink = WebhookSink("desk", rx.url("/hook"), timeout=5)
-    d = Deliverer(full_store, {sink.name: sink}, retry_min=timedelta(seconds=1),
+    d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=1),
                   retry_max=timedelta(minutes=5), dead_letters=dead, give_up_after=1)
-    await full_store.outbox_put([item("a_1")])
-    full_store.full = True
+    await store.outbox_put([item("a_1")])
+    store.full = True
     for n in range(5):
         await d.deliver_due(T0 + timedelta(seconds=n))
     assert len(rx.received("/hook")) == 1
     assert [r["alert_id"] for r in dead.read()] == ["a_1"]
-    full_store.full = False
+    store.full = False
     await d.deliver_due(T0 + timedelta(seconds=6))
-    assert (await full_store.outbox_depth()).get("webhook:desk", 0) == 0
+    assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
     assert len(rx.received("/hook")) == 1
     assert [r["alert_id"] for r in dead.read()] == ["a_1"]
     await d.aclose()
