@@ -230,9 +230,8 @@ def _lines(path: str) -> Iterator[bytes]:
 @click.pass_context
 def replay(ctx: click.Context, articles: str, rules_path: Path | None, out: str) -> None:
     """Run recorded articles (JSON lines) through the matcher, dedup and story code."""
-    from monitor.alerts.policy import AlertPolicy
+    from monitor.ingest import Tuning
     from monitor.replay import replay as do_replay
-    from monitor.stories.cluster import StoryConfig
 
     settings = _settings(ctx)
     # Quiet unless asked: the summary and the skipped lines are what a replay reports.
@@ -245,10 +244,10 @@ def replay(ctx: click.Context, articles: str, rules_path: Path | None, out: str)
                    err=True)
         ctx.exit(EXIT_SETUP)
     try:
+        tuning = Tuning.of(settings)   # as the daemon reads them
         results, stats = asyncio.run(do_replay(
-            _lines(articles), rules, story_config=StoryConfig(window=settings.stories.window),
-            policy=AlertPolicy(settings.alerts.updates, settings.alerts.update_interval),
-            seen_ttl=settings.alerts.seen_ttl))
+            _lines(articles), rules, story_config=tuning.stories, policy=tuning.policy,
+            seen_ttl=tuning.seen_ttl))
     except OSError as e:
         click.echo(f"error: cannot read {articles}: {e}", err=True)
         ctx.exit(EXIT_SETUP)

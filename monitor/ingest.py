@@ -46,11 +46,12 @@ from monitor.alerts.payload import build_alert, dumps
 from monitor.alerts.policy import AlertPolicy, mark_alerted
 from monitor.alerts.routing import Route, route
 from monitor.alerts.throttle import RuleThrottle
+from monitor.config import Settings
 from monitor.errors import StoreError
 from monitor.match.rules import RuleSet, Throttle
 from monitor.models import Alert, AlertEvent, Article, RuleHit, Story, StoryArticle, StoryMember
 from monitor.store.base import ArticleCommit, OutboxItem, Store
-from monitor.stories.cluster import Placement, StoryIndex
+from monitor.stories.cluster import Placement, StoryConfig, StoryIndex
 
 MAX_KEY_MEMORY = 500_000
 STORIES_LEASE = "stories"
@@ -59,6 +60,21 @@ LEASE_WAIT = 30.0      # blocks the others this long at most; waiters give up af
 CATCH_UP_PAGE = 1000   # members read per members_after call
 LEASE_BATCH = 50       # new articles of one poll placed per lease (shared stores)
 GROUP_ARTICLES = 100   # articles per group-commit transaction, at most (whole polls)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What the settings decide about stories and alerts, for the daemon and replay alike."""
+
+    stories: StoryConfig
+    policy: AlertPolicy
+    seen_ttl: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> Tuning:
+        return cls(StoryConfig(window=settings.stories.window),
+                   AlertPolicy(settings.alerts.updates, settings.alerts.update_interval),
+                   settings.alerts.seen_ttl)
 
 
 @dataclass
@@ -328,17 +344,17 @@ class Ingestor:
         return [out[i] for i in range(len(articles))]
 
     async def _prepare(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
-                       now: datetime, *, learn: bool = False) -> _Staged:
+                       now: datetime) -> _Staged:
         """Place the article and decide its alert: what its commit will write.
 
-        Changes nothing but the story's known rule hits: with ``learn``, all of this
-        article's (as ``_cache`` records them after a commit, so the next article's alert
-        explains its rules as if this one were committed already), else those its alert
-        names.
+        Changes nothing but the story's known rule hits, which gain this article's (as
+        ``_cache`` records them after a commit), so the next article's alert explains
+        its rules as if this one were committed already, on every path; ``learned``
+        says which, for ``_take_back``.
         """
         placement = self.index.place(article, now)
         story = self._grow(await self._story_for(placement), placement, article, hits, now)
-        learned = self._learn(story.id, hits) if learn and story.rule_ids else ()
+        learned = self._learn(story.id, hits) if story.rule_ids else ()
         event = self.policy.decide(story, now)
         outbox: list[OutboxItem] = []
         alert_id = None
@@ -358,9 +374,9 @@ class Ingestor:
                        alert_id, where, self.index.story_of(article.key) is None, now, learned)
 
     async def _stage(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
-                     now: datetime, *, learn: bool = False) -> _Staged:
+                     now: datetime) -> _Staged:
         """``_prepare``, then the index, the overlay and the throttles gain it at once."""
-        s = await self._prepare(article, keys, hits, now, learn=learn)
+        s = await self._prepare(article, keys, hits, now)
         if self.throttle is not None and s.where is not None and not s.where.held:
             self.throttle.record(s.where.counted, now)  # so the next article sees it counted
         self.index.add(s.placement)
@@ -533,8 +549,7 @@ class Ingestor:
             staged: list[_Staged] = []
             try:
                 for i in todo:
-                    staged.append(await self._stage(articles[i], groups[i], hits[i], now,
-                                                    learn=True))
+                    staged.append(await self._stage(articles[i], groups[i], hits[i], now))
                 done = await self.store.commit_articles([s.commit for s in staged],
                                                         stop_at_refusal=True)
             except BaseException:

@@ -43,7 +43,6 @@ from monitor.alerts.build import build_sinks, warn_unknown_channels
 from monitor.alerts.deadletter import DeadLetters
 from monitor.alerts.delivery import Deliverer
 from monitor.alerts.payload import operator_event
-from monitor.alerts.policy import AlertPolicy
 from monitor.alerts.sinks import Sink
 from monitor.alerts.throttle import RuleThrottle
 from monitor.config import Settings, changed_keys, load_settings, prepare_state_dir, redact_url
@@ -53,7 +52,7 @@ from monitor.fetch.feedlist import load_feed_lists
 from monitor.fetch.http import Fetcher, FetchLimits, fetch_limits
 from monitor.fetch.parse import ParsedFeed, parse_feed
 from monitor.fetch.push import PushConfig, PushReceiver, SubscriptionBook, migrate_file
-from monitor.ingest import Ingestor, Outcome
+from monitor.ingest import Ingestor, Outcome, Tuning
 from monitor.lockfile import InstanceLock
 from monitor.match.rules import RuleSet, load_rules
 from monitor.metrics import Metrics, MetricsServer
@@ -61,7 +60,7 @@ from monitor.models import Article, FeedSpec, FeedState, utcnow
 from monitor.notify import Notifier
 from monitor.outage import Outage
 from monitor.store import OutboxItem, Store, open_store
-from monitor.stories.cluster import StoryConfig, StoryIndex
+from monitor.stories.cluster import StoryIndex
 
 DRAIN_SECONDS = 6.0  # + up to 2 s of final delivery: out well within 10 s
 # How long the event loop may keep the GIL while another thread waits for it. The
@@ -202,10 +201,10 @@ class Service:
                            released)
         await self.store.sync_feeds(list(self.feeds), now)
         sinks = self._sinks()
-        policy = AlertPolicy(st.alerts.updates, st.alerts.update_interval)
-        index = StoryIndex(StoryConfig(window=st.stories.window))
-        self.ingestor = Ingestor(self.store, self.rules, index, policy, list(sinks),
-                                 window=st.stories.window, seen_ttl=st.alerts.seen_ttl,
+        tuning = Tuning.of(st)
+        self.ingestor = Ingestor(self.store, self.rules, StoryIndex(tuning.stories),
+                                 tuning.policy, list(sinks),
+                                 window=tuning.stories.window, seen_ttl=tuning.seen_ttl,
                                  throttle=RuleThrottle(), key_memory=0)
         await self.ingestor.restore(now)
         self.deliverer = Deliverer(self.store, sinks, retry_min=st.sinks.retry_min,
