@@ -35,7 +35,12 @@ EXIT_SETUP = 2
 EXIT_TEMPFAIL = 75
 
 
-def _settings(ctx: click.Context) -> Settings:
+def _settings(ctx: click.Context, log_level: str | None = None) -> Settings:
+    """The settings, loaded once per run; logging is set up with them.
+
+    ``log_level`` is the command's own default, below ``--log-level`` and above the
+    configured level: a replay is quiet unless asked, whatever the daemon logs.
+    """
     obj: dict[str, Any] = ctx.ensure_object(dict)
     if "settings" not in obj:
         try:
@@ -44,7 +49,8 @@ def _settings(ctx: click.Context) -> Settings:
             click.echo(f"error: {e}", err=True)
             ctx.exit(EXIT_SETUP)
         s: Settings = obj["settings"]
-        setup_logging(obj.get("log_level") or s.log.level, obj.get("log_format") or s.log.format)
+        setup_logging(obj.get("log_level") or log_level or s.log.level,
+                      obj.get("log_format") or s.log.format)
     settings: Settings = obj["settings"]
     return settings
 
@@ -233,10 +239,8 @@ def replay(ctx: click.Context, articles: str, rules_path: Path | None, out: str)
     from monitor.ingest import Tuning
     from monitor.replay import replay as do_replay
 
-    settings = _settings(ctx)
     # Quiet unless asked: the summary and the skipped lines are what a replay reports.
-    obj = ctx.ensure_object(dict)
-    setup_logging(obj.get("log_level") or "WARNING", obj.get("log_format") or settings.log.format)
+    settings = _settings(ctx, log_level="WARNING")
     rules = _load_rule_set(ctx, rules_path)
     if out != "-" and not Path(out).parent.is_dir():
         # Found before the run, not after it: a long replay should not be lost to a typo.

@@ -41,7 +41,7 @@ from loguru import logger
 
 from monitor.alerts.build import build_sinks, warn_unknown_channels
 from monitor.alerts.deadletter import DeadLetters
-from monitor.alerts.delivery import Deliverer
+from monitor.alerts.delivery import Deliverer, DeliveryStats
 from monitor.alerts.payload import operator_event
 from monitor.alerts.sinks import Sink
 from monitor.alerts.throttle import RuleThrottle
@@ -552,11 +552,11 @@ class Service:
             task.add_done_callback(self.inflight.discard)
         return len(claimed)
 
-    async def deliver(self) -> int:
+    async def deliver(self) -> DeliveryStats:
+        """One delivery pass over what is due now (nothing when no sink is configured)."""
         if self.deliverer is None:
-            return 0
-        stats = await self.deliverer.deliver_due(self.clock())
-        return stats.sent
+            return DeliveryStats()
+        return await self.deliverer.deliver_due(self.clock())
 
     async def maintenance(self) -> None:
         assert self.ingestor is not None
@@ -655,9 +655,8 @@ class Service:
         summary.failed = sum(r.status == "error" for r in summary.reports)
         summary.new = sum(r.new for r in summary.reports)
         summary.alerts = sum(r.alerts for r in summary.reports)
-        if self.deliverer is not None:
-            stats = await self.deliverer.deliver_due(self.clock())
-            summary.delivered, summary.delivery_failures = stats.sent, stats.failed
+        stats = await self.deliver()
+        summary.delivered, summary.delivery_failures = stats.sent, stats.failed
         return summary
 
     async def _delivery_loop(self) -> None:
