@@ -17,8 +17,9 @@ Data (read from ../shared/data when present; never copied into the repo):
 
 Two engines: ``--engine replay`` (default) writes the replay JSONL and runs
 ``news-monitor replay``, the daemon's own path (dedup, canonical URLs, whitespace
-normalisation included); ``--engine index`` drives ``monitor.stories.cluster.StoryIndex``
-directly, which is what ``--threshold`` tuning needs. The baseline in the same
+normalisation included), with ``--threshold`` as ``stories.join_threshold`` in its config;
+``--engine index`` drives ``monitor.stories.cluster.StoryIndex`` directly (faster, and open
+to any ``StoryConfig`` field a tuning experiment changes). The baseline in the same
 run is "one story per article" for ECB+ (what a reader without clustering shows) and
 the per-topic oracle is not used anywhere.
 
@@ -145,7 +146,7 @@ def load_theme() -> list[Doc] | None:
 def theme_check(docs: list[Doc], engine: str, config: StoryConfig) -> dict[str, int]:
     for i, d in enumerate(docs):
         d["published"] = BASE + timedelta(seconds=i)
-    pred = run_index(docs, config) if engine == "index" else run_replay(docs)
+    pred = run_index(docs, config) if engine == "index" else run_replay(docs, config)
     groups: dict[str, list[Doc]] = defaultdict(list)
     for d in docs:
         groups[pred[d["id"]]].append(d)
@@ -177,9 +178,16 @@ def run_index(docs: list[Doc], config: StoryConfig) -> dict[str, str]:
     return out
 
 
-def run_replay(docs: list[Doc]) -> dict[str, str]:
+def run_replay(docs: list[Doc], config: StoryConfig) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         inp, outp = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
+        # The daemon's own settings file, so the replay runs with the same knobs.
+        (Path(tmp) / "feeds.yaml").write_text("[]\n", encoding="utf-8")
+        cfg = Path(tmp) / "monitor.yaml"
+        cfg.write_text(json.dumps({
+            "feeds": {"files": ["feeds.yaml"]}, "rules": {"paths": [str(ROOT / "rules")]},
+            "stories": {"window": f"{int(config.window.total_seconds())}s",
+                        "join_threshold": config.join_threshold}}), encoding="utf-8")
         with inp.open("w", encoding="utf-8") as fh:
             for d in docs:
                 fh.write(json.dumps({
@@ -187,7 +195,8 @@ def run_replay(docs: list[Doc]) -> dict[str, str]:
                     "url": d["url"], "outlet": d["outlet"], "language": d.get("language", "en"),
                     "published": d["published"].isoformat()}) + "\n")
         exe = Path(sys.executable).parent / "news-monitor"
-        subprocess.run([str(exe), "replay", str(inp), "--out", str(outp)], check=True)
+        subprocess.run([str(exe), "replay", str(inp), "--config", str(cfg), "--out", str(outp)],
+                       check=True)
         return {r["id"]: r["story_id"]
                 for r in map(json.loads, outp.read_text(encoding="utf-8").splitlines())}
 
@@ -199,7 +208,7 @@ def evaluate(docs: list[Doc], seed: int | None, engine: str,
         random.Random(seed).shuffle(order)
     for i, d in enumerate(order):
         d["published"] = BASE + timedelta(minutes=i)
-    pred_by_id = run_index(order, config) if engine == "index" else run_replay(order)
+    pred_by_id = run_index(order, config) if engine == "index" else run_replay(order, config)
     pred = [pred_by_id[d["id"]] for d in docs]
     gold = [d["gold"] for d in docs]
     p, r, f = bcubed(pred, gold)
@@ -220,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--engine", choices=("index", "replay"), default="replay",
                     help="replay: the daemon's own path (default); index: StoryIndex directly")
     ap.add_argument("--threshold", type=float, default=None,
-                    help="override join_threshold (index engine only)")
+                    help="join_threshold (default: the shipped one; replay passes it in a "
+                         "config file as stories.join_threshold)")
     args = ap.parse_args(argv)
     if not (SHARED / "ecbplus-dev" / "docs.jsonl").exists():
         print(json.dumps({"bench": "clustering", "skipped": "no ../shared/data"}))

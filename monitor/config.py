@@ -154,6 +154,10 @@ class PollSettings(_Section):
 
 class StoriesSettings(_Section):
     window: Duration = timedelta(hours=72)
+    join_threshold: float = Field(
+        default=0.34, gt=0.0, le=1.0,
+        description="score an article needs to join a story; higher: fewer different events "
+                    "folded into one story, more reports of one event split (docs/STORIES.md)")
 
 
 class AlertSettings(_Section):

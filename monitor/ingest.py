@@ -72,7 +72,8 @@ class Tuning:
 
     @classmethod
     def of(cls, settings: Settings) -> Tuning:
-        return cls(StoryConfig(window=settings.stories.window),
+        st = settings.stories
+        return cls(StoryConfig(window=st.window, join_threshold=st.join_threshold),
                    AlertPolicy(settings.alerts.updates, settings.alerts.update_interval),
                    settings.alerts.seen_ttl)
 

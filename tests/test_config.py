@@ -55,6 +55,13 @@ def test_semantic_errors_name_the_key(tmp_path: Path) -> None:
     assert "store.url" in text and "hunter2" not in text and "***" in text
 
 
+@pytest.mark.parametrize("value", ["0", "1.5", "high"])
+def test_a_join_threshold_outside_0_1_is_refused(tmp_path: Path, value: str) -> None:
+    p = write(tmp_path, f"stories:\n  join_threshold: {value}\n")
+    with pytest.raises(ConfigError, match=r"stories\.join_threshold"):
+        load_settings(p, env={})
+
+
 def test_a_sink_url_redis_cannot_open_is_refused_by_check(tmp_path: Path) -> None:
     # Anything but redis://, rediss://, unix:// and redis+sentinel:// would pass `check`
     # and then stop the daemon at start.

@@ -200,3 +200,7 @@ def test_replay_takes_story_and_alert_tuning_from_the_config(tmp_path: Path) -> 
     short = run("stories: {window: 30m}\n")
     assert short[0]["story_id"] != short[1]["story_id"]
     assert [o["alert"] for o in short] == ["story.new", "story.new"]
+    # The seeds share their story by a similarity of ~0.5: a bar above it splits them.
+    strict = run("stories: {join_threshold: 0.9}\n")
+    assert strict[0]["story_id"] != strict[1]["story_id"]
+    assert run("stories: {join_threshold: 0.3}\n")[0]["story_id"] == default[0]["story_id"]
