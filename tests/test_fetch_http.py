@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import gzip
 import os
 import tracemalloc
@@ -100,24 +98,6 @@ async def test_keepalive_reuses_one_connection(server: FeedServer) -> None:
             assert (await f.fetch(server.url("/k.xml"))).body == RSS
     assert server.hits("/k.xml") == 5
     assert server.connections == 1
-
-
-async def test_idle_connections_are_capped_at_max_keepalive() -> None:
-    """Twelve hosts, three idle connections kept: a second round in reverse order reuses
-    only the three most recent; the other nine hosts are connected to again. Without the
-    cap (aiohttp's own pool) every host's connection would stay open for the minute."""
-    limits = dataclasses.replace(LIMITS, max_keepalive=3)
-    with contextlib.ExitStack() as stack:
-        servers = [stack.enter_context(FeedServer()) for _ in range(12)]
-        for srv in servers:
-            srv.set("/f.xml", RSS)
-        async with Fetcher(limits) as f:
-            for srv in servers:
-                await f.fetch(srv.url("/f.xml"))
-            for srv in reversed(servers):
-                await f.fetch(srv.url("/f.xml"))
-        assert [srv.hits("/f.xml") for srv in servers] == [2] * 12
-        assert [srv.connections for srv in servers] == [2] * 9 + [1] * 3
 
 
 async def test_user_agent_and_accept_sent(server: FeedServer) -> None:

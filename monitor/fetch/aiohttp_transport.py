@@ -7,7 +7,7 @@ below keep ``mypy --strict`` clean where it is not installed).
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp  # type: ignore[import-not-found, unused-ignore]
 import httpx
@@ -44,32 +44,6 @@ class GuardedResolver(AbstractResolver):  # type: ignore[misc, unused-ignore]
         await self._inner.close()
 
 
-class CappedConnector(aiohttp.TCPConnector):  # type: ignore[misc, unused-ignore]
-    """A ``TCPConnector`` that keeps at most ``max_idle`` idle connections, closing the oldest.
-
-    aiohttp's ``limit`` counts connections in use only: every idle one stays open until
-    ``keepalive_timeout``, so a poll round over a few thousand hosts would hold a few
-    thousand sockets (ours, and the publishers') for a minute. httpx caps them at
-    ``max_keepalive``; this gives the aiohttp transport the same bound. The idle pool
-    is aiohttp's own (``_conns``: a deque of (protocol, released at) per host); it is
-    at most ``max_idle`` long, so counting it on each release is cheap.
-    """
-
-    def __init__(self, *, max_idle: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.max_idle = max_idle
-
-    def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
-        super()._release(key, protocol, should_close=should_close)
-        idle = self._conns
-        while idle and sum(map(len, idle.values())) > self.max_idle:
-            oldest = min(idle, key=lambda k: idle[k][0][1])
-            proto, _ = idle[oldest].popleft()
-            if not idle[oldest]:
-                del idle[oldest]
-            proto.close()
-
-
 class _SharedSession:
     """Builds the one ``aiohttp.ClientSession`` on first use, for every transport sharing it.
 
@@ -86,8 +60,8 @@ class _SharedSession:
     def __call__(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
             lim = self.limits
-            connector = CappedConnector(
-                max_idle=lim.max_keepalive, limit=lim.max_connections, limit_per_host=0,
+            connector = aiohttp.TCPConnector(
+                limit=lim.max_connections, limit_per_host=0,
                 keepalive_timeout=lim.keepalive_expiry,
                 ssl=httpx.create_ssl_context(trust_env=lim.trust_env),
                 resolver=GuardedResolver(self.policy) if self.policy is not None else None,
