@@ -97,9 +97,13 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None,
 
 
 def _run_service(ctx: click.Context, once: bool) -> None:
+    from monitor.fdlimit import raise_open_files_limit
     from monitor.service import Service
 
     settings = _settings(ctx)
+    before, after = raise_open_files_limit()
+    if after != before:
+        logger.debug("open files limit raised from {} to {}", before, after)
 
     async def go() -> int:
         service = Service(settings)

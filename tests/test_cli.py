@@ -112,12 +112,17 @@ def test_check_tries_the_state_dir_but_leaves_nothing_behind(tmp_path: Path) -> 
     assert list((tmp_path / "kept").iterdir()) == []
 
 
+def one_empty_feed(tmp_path: Path, srv: FeedServer) -> Path:
+    """A config polling one empty feed on ``srv``, alerts nowhere: a ``once`` that succeeds."""
+    srv.set("/f.xml", rss([]))
+    (tmp_path / "feeds.yaml").write_text(f"- url: {srv.url('/f.xml')}\n")
+    return write_setup(tmp_path, "poll: {allow_networks: [127.0.0.0/8]}\n"
+                                 "sinks: {stdout: {enabled: false}}\n")
+
+
 def test_log_options_work_after_the_command_as_before_it(tmp_path: Path) -> None:
     with FeedServer() as srv:
-        srv.set("/f.xml", rss([]))
-        (tmp_path / "feeds.yaml").write_text(f"- url: {srv.url('/f.xml')}\n")
-        cfg = write_setup(tmp_path, "poll: {allow_networks: [127.0.0.0/8]}\n"
-                                    "sinks: {stdout: {enabled: false}}\n")
+        cfg = one_empty_feed(tmp_path, srv)
         default = cli("once", "--config", str(cfg), cwd=tmp_path)
         assert default.returncode == 0, default.stderr
         assert "polled 1 feeds" in default.stderr
