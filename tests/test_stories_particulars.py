@@ -24,15 +24,24 @@ def test_particulars_read_years_weekdays_months_dates_and_counts() -> None:
     marks = particulars("On Friday, November 11, 2011 the navy arrested 26 pirates and seized "
                         "7,000 rounds and 2.5 tonnes; the team is 9-14. It may rain.")
     # the date's day number is part of the date (d1111), not a count of 11 things
-    assert set(marks) == {"w4", "m11", "d1111", "y2011", "n26", "n7000", "n2.5", "n9", "n14"}
+    assert set(marks) == {"w4", "m11", "d1111", "y2011", "n26", "n7000", "n2.5", "n9", "n14",
+                          # counted nouns; "14. It may" crosses a sentence end: no noun
+                          "cpirate=26", "cround=7000", "ctonne=2.5"}
     assert list(marks) == sorted(marks)
+
+
+def test_counted_nouns_skip_names_and_stop_at_stop_words_and_clause_ends() -> None:
+    marks = particulars("Navy held 23 Somali pirates; $200 million offered; 12 of them left; "
+                        "5 (five) boats. 8 Marines")
+    assert {m for m in marks if m[0] == "c"} == {"cpirate=23", "cmillion=200"}
 
 
 def test_month_words_count_only_when_capitalised_and_weekdays_in_other_languages() -> None:
     assert particulars("they may march on") == ()
     assert particulars("Am Samstag, 3. Mai") == ("d0503", "m5", "w5")
-    assert particulars("le mercredi 12 mars") == ("n12", "w2")   # French month in lower case
-    assert particulars("the 1951 treaty, a 2050 target") == ("n2050", "y1951")
+    # French month in lower case: a month word, so not a counted noun either
+    assert particulars("le mercredi 12 mars") == ("n12", "w2")
+    assert particulars("the 1951 treaty, a 2050 target") == ("ctarget=2050", "n2050", "y1951")
 
 
 @pytest.mark.parametrize(("marks", "held", "kinds", "expected"), [
@@ -46,6 +55,16 @@ def test_month_words_count_only_when_capitalised_and_weekdays_in_other_languages
     (("n7",), {"n23": 3, "n7": 1}, {"n": 4}, (0, 0)),
     # each kind counts once, however many values disagree
     (("n1", "n2", "n3", "w4"), {"n9": 1, "w4": 1}, {"n": 1, "w": 1}, (1, 1)),
+    # a counted noun the story counts otherwise: conflict (the bare counts say nothing)
+    (("cpirate=26", "n26", "n3"), {"cpirate=23": 2, "n23": 2, "n3": 1},
+     {"cpirate": 2, "n": 2}, (0, 1)),
+    # a noun the story does not count: nothing
+    (("cboat=3",), {"cpirate=23": 2}, {"cpirate": 2}, (0, 0)),
+    # all nouns are one kind: one agreeing noun outweighs another's conflict
+    (("cpirate=23", "cboat=3", "cmillion=5"), {"cpirate=23": 2, "cboat=2": 2, "cmillion=9": 1},
+     {"cpirate": 2, "cboat": 2, "cmillion": 1}, (1, 0)),
+    (("cboat=3", "cmillion=5"), {"cboat=2": 2, "cmillion=9": 1}, {"cboat": 2, "cmillion": 1},
+     (0, 1)),
 ])
 def test_evidence_counts_kinds(marks: tuple[str, ...], held: dict[str, int],
                                kinds: dict[str, int], expected: tuple[int, int]) -> None:
@@ -74,8 +93,9 @@ def test_agreeing_particulars_raise_the_score_by_the_bonus() -> None:
     assert with_bonus.story_id == without.story_id
     assert with_bonus.similarity is not None
     assert without.similarity is not None
-    # November 11, 2011 and the 26 pirates: date, month, count, year agree; no conflict
-    assert with_bonus.similarity == pytest.approx(without.similarity + 4 * 0.05, abs=1e-3)
+    # November 11, 2011 and the 26 pirates: date, month, count, counted noun ("26 pirates")
+    # and year agree; no conflict
+    assert with_bonus.similarity == pytest.approx(without.similarity + 5 * 0.05, abs=1e-3)
 
 
 def test_particulars_survive_the_features_json() -> None:
@@ -119,7 +139,7 @@ def test_clock_times_are_found_and_are_not_counts() -> None:
     text = "At 9. 25 a. m. on Thursday, 1100 hrs IST, 19:04 and 10 pm, 26 pirates, 2.5 tonnes"
     found = [text[a:b] for a, b in clock_spans(text)]
     assert found == ["9. 25 a. m.", "1100 hrs", "19:04", "10 pm"]
-    assert particulars(text) == ("n2.5", "n26", "w3")
+    assert particulars(text) == ("cpirate=26", "ctonne=2.5", "n2.5", "n26", "w3")
 
 
 def test_dates_agree_within_two_days_and_conflict_beyond() -> None:
@@ -194,6 +214,6 @@ def test_interned_marks_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(particulars_module, "MAX_INTERNED", 10)
     particulars_module._MARKS.clear()
     for n in range(100, 150):
-        assert particulars(f"They counted {n} boats.") == (f"n{n}",)
+        assert particulars(f"They counted {n} boats.") == (f"cboat={n}", f"n{n}")
         assert len(particulars_module._MARKS) <= 10
     assert particulars("They counted 149 boats.")[0] is particulars("149 boats")[0]

@@ -14,12 +14,13 @@ Decision, in order:
 3. ``similar``: the score between the article and a story is >= ``join_threshold``
    and they share >= ``min_shared_terms`` profile terms. The score is the cosine
    of their profiles, plus ``agree_bonus`` for each kind of event particular
-   (year, weekday, month, calendar date, count; ``particulars.py``) on which the article agrees
-   with two thirds of the story's members, minus ``conflict_penalty`` for each
-   kind where none of the article's values occurs in the story at all. Names
-   and theme words say *what*; particulars say *which time*, which is what
-   separates the same protagonists' two events (the same coach fired, then
-   hired; the same navy's two anti-piracy actions).
+   (year, weekday, month, calendar date, count, counted noun such as "26 pirates";
+   ``particulars.py``) on which the article agrees with two thirds of the story's
+   members, minus ``conflict_penalty`` for each kind where none of the article's
+   values occurs in the story at all. Names and theme words say *what*;
+   particulars say *which time* (and how many of what), which is what separates
+   the same protagonists' two events (the same coach fired, then hired; the same
+   navy's two anti-piracy actions).
    The profile is the article's ``profile_terms`` strongest terms by
    weight × IDF (``text.py`` weights names, places, numbers and quotes up),
    IDF learnt online over the window's members. A story's profile is
@@ -99,7 +100,7 @@ import numpy.typing as npt
 from monitor.models import Article, StoryMember
 from monitor.stories import fingerprint
 from monitor.stories.features import SCALE, Features
-from monitor.stories.particulars import evidence
+from monitor.stories.particulars import evidence, kind_of
 from monitor.stories.text import extract, term_hash
 
 Method = Literal["new", "same-article", "near-duplicate", "similar"]
@@ -763,7 +764,7 @@ class StoryIndex:
         self._refresh(story)
         for m in feats.marks:
             story.marks[m] = story.marks.get(m, 0) + 1
-        for k in {m[0] for m in feats.marks}:
+        for k in {kind_of(m) for m in feats.marks}:
             story.kinds[k] = story.kinds.get(k, 0) + 1
         _count(self._df, buckets, counts, 1)
         self._docs += 1
@@ -841,7 +842,7 @@ class StoryIndex:
         have left its sums), then its profile refresh."""
         for m in leaving:
             _decrement(story.marks, m.marks)
-            _decrement(story.kinds, {mark[0] for mark in m.marks})
+            _decrement(story.kinds, {kind_of(mark) for mark in m.marks})
         # members leave oldest first: only a bound that left needs the scan
         if min(m.seen_at for m in leaving) <= story.first_seen:
             story.first_seen = min(m.seen_at for m in story.members.values())

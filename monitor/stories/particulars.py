@@ -13,6 +13,13 @@ two events do not. ``cluster.py`` turns that into evidence beside the cosine:
 * an **agreement**: one of the article's values is held by at least two thirds of
   the story's members that mention that kind (the story says ``n23``, so does it).
 
+A *counted noun* is sharper than a bare count: "23 Somali pirates" and "26 pirates" say
+different things about the same noun, where a bare ``n23`` against ``n26`` could be any
+two numbers of two reports. Each noun is compared on its own (a ``c`` mark per noun and
+value, its kind the noun), and all nouns together count as one kind: agreement when the
+story agrees on one of them, else a conflict when the story holds a noun the article
+counts and none of the article's values for it.
+
 =====  ==========================================  ===================================
 kind   mark                                        recognised by
 =====  ==========================================  ===================================
@@ -25,6 +32,11 @@ kind   mark                                        recognised by
                                                    year, if written, adds a ``y`` mark
 ``n``  ``n26``, ``n7000``                          any other number (``7,000`` -> 7000)
                                                    outside dates and clock times
+``c``  ``cpirate=26``                              such a number and the first lower-case
+                                                   word among the next three (capitalised
+                                                   words skipped: "26 Somali pirates"),
+                                                   plural ``s`` off; none after a stop word
+                                                   or past the clause
 =====  ==========================================  ===================================
 
 Dates compare with a tolerance: ``d1111`` agrees with a story holding ``d1110`` or
@@ -42,8 +54,9 @@ from collections.abc import Set
 from datetime import date, timedelta
 
 from monitor.stories.dates import clock_spans, find_dates
+from monitor.stories.stopwords import STOP_WORDS
 
-KINDS = "ywmdn"
+KINDS = "ywmdnc"
 DATE_TOLERANCE = 2   # days: one event's reports are dated within a day or two
 
 _WEEKDAYS = [
@@ -128,6 +141,42 @@ def _number_mark(raw: str) -> str:
     return "n" + value
 
 
+# The word after a count: "26 Somali pirates" -> "pirate", "$200 million" -> "million".
+_AFTER = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+# A stop word of any language ends the search ("12 of them", "12 de marzo"), except the
+# few English units of time on the list ("8 years"); so does a weekday or month name.
+_TIME_UNITS = frozenset({"year", "years", "week", "day", "days", "time", "times"})
+_NOT_NOUNS = frozenset().union(*STOP_WORDS.values()) - _TIME_UNITS
+COUNTED_SPAN = 3   # words looked at after a count, within its clause
+_CLAUSE_END = re.compile(r"[.!?;:()\n]")
+_SPAN_CHARS = 48
+
+
+def _counted_noun(text: str, end: int) -> str | None:
+    """The counted noun after a number ending at ``end``, or None (module docstring)."""
+    stop = _CLAUSE_END.search(text, end, end + _SPAN_CHARS)
+    for n, m in enumerate(_AFTER.finditer(text, end, stop.start() if stop else end + _SPAN_CHARS)):
+        if n >= COUNTED_SPAN:
+            break
+        word = m.group()
+        if word[0].isupper():
+            continue
+        word = word.casefold()
+        if word in _NOT_NOUNS or word in _CALENDAR_WORDS:
+            return None
+        if len(word) < 3:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        return word
+    return None
+
+
+def kind_of(mark: str) -> str:
+    """The kind a mark counts under: its first letter, or for a counted noun the noun."""
+    return mark.partition("=")[0] if mark[0] == "c" else mark[0]
+
+
 def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
     """The sorted marks (``y2011``, ``w5``, ``m11``, ``d1111``, ``n26``) of an accent-folded text.
 
@@ -157,7 +206,13 @@ def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
                 at = end
         text_for_counts = "".join(pieces) + text[at:]
     numbers = _NUMBER_RE_ASCII if text.isascii() else _NUMBER_RE
-    marks.update(_number_mark(n) for n in numbers.findall(text_for_counts))
+    for m in numbers.finditer(text_for_counts):
+        mark = _number_mark(m.group(1))
+        marks.add(mark)
+        if mark[0] == "n":
+            noun = _counted_noun(text_for_counts, m.end())
+            if noun is not None:
+                marks.add(f"c{noun}={mark[1:]}")
     marks.update(_WEEKDAY[w] for w in found & _WEEKDAY_WORDS)
     for w in months:
         if re.search(r"\b" + w.capitalize() + r"\b", text):
@@ -170,11 +225,12 @@ def evidence(marks: tuple[str, ...], held: dict[str, int], kinds: dict[str, int]
     """(agreeing kinds, conflicting kinds) of an article's marks against a story's.
 
     ``held`` counts the story's members holding each mark, ``kinds`` the members
-    mentioning each kind at all; a kind the story never mentions is neither.
+    mentioning each kind at all (``kind_of``); a kind the story never mentions is
+    neither. Counted nouns are compared noun by noun and count as one kind together.
     """
     best: dict[str, float] = {}
     for mark in marks:
-        kind = mark[0]
+        kind = mark.partition("=")[0] if mark[0] == "c" else mark[0]
         n = kinds.get(kind, 0)
         if n:
             if kind == "d":
@@ -183,6 +239,18 @@ def evidence(marks: tuple[str, ...], held: dict[str, int], kinds: dict[str, int]
                 share = held.get(mark, 0) / n
             if share > best.get(kind, -1.0):
                 best[kind] = share
-    agree = sum(1 for s in best.values() if s >= agree_share)
-    conflict = sum(1 for s in best.values() if s == 0.0)
+    agree = conflict = 0
+    noun_agree = noun_conflict = False
+    for kind, share in best.items():
+        if kind[0] == "c":
+            noun_agree |= share >= agree_share
+            noun_conflict |= share == 0.0
+        elif share >= agree_share:
+            agree += 1
+        elif share == 0.0:
+            conflict += 1
+    if noun_agree:
+        agree += 1
+    elif noun_conflict:
+        conflict += 1
     return agree, conflict
