@@ -16,7 +16,7 @@ from monitor.stories import particulars as particulars_module
 from monitor.stories.cluster import StoryConfig, StoryIndex
 from monitor.stories.dates import clock_spans, find_dates
 from monitor.stories.features import Features
-from monitor.stories.particulars import MONTH_NUMBERS, evidence, particulars
+from monitor.stories.particulars import MONTH_NUMBERS, evidence, kind_of, particulars
 from tests.test_stories import T0, feed, load
 
 
@@ -80,6 +80,26 @@ def test_conflicting_dates_and_counts_keep_the_same_navys_two_actions_apart() ->
     first, second = feed(StoryIndex(), pair)
     assert second.is_new
     assert second.story_id != first.story_id
+
+
+def test_the_two_navy_actions_count_their_pirates_differently() -> None:
+    """Real reports: 23 pirates held in 2008, 26 in 2011; the second report of 2011 agrees
+    with the first on its 26 pirates. The noun says which count differs, not just that some
+    number does."""
+    def marks(name: str) -> tuple[str, ...]:
+        a = load(name)
+        return particulars(f"{a.title}\n{a.summary}\n{a.content}")
+
+    story, article = marks("navy_2008_a.txt"), marks("navy_2011_b.txt")
+    assert "cpirate=23" in story and "cpirate=26" in article
+    held = dict.fromkeys(story, 1)
+    nouns = [m for m in article if m[0] == "c"]
+    kinds = {kind_of(m): 1 for m in story}
+    assert evidence(tuple(nouns), held, kinds, 2 / 3) == (0, 1)
+    same_event = marks("navy_2011_a.txt")
+    held_same = dict.fromkeys(same_event, 1)
+    kinds_same = {kind_of(m): 1 for m in same_event}
+    assert evidence(tuple(nouns), held_same, kinds_same, 2 / 3) == (1, 0)
 
 
 def test_agreeing_particulars_raise_the_score_by_the_bonus() -> None:
