@@ -14,16 +14,21 @@ from __future__ import annotations
 import resource
 
 CEILING = 65_536
+OPEN_MAX_MACOS = 10_240   # macOS refuses more than this per process, whatever the hard limit
 
 
 def raise_open_files_limit() -> tuple[int, int]:
     """Soft limit up to min(hard, CEILING), never down; returns (before, after)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = CEILING if hard == resource.RLIM_INFINITY else min(hard, CEILING)
-    if soft != resource.RLIM_INFINITY and soft < target:
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft, soft
+    for value in (target, min(target, OPEN_MAX_MACOS)):
+        if value <= soft:
+            break
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):  # a sandbox may refuse; the old limit still holds
-            return soft, soft
-        return soft, target
+            resource.setrlimit(resource.RLIMIT_NOFILE, (value, hard))
+        except (ValueError, OSError):  # too high for this system, or a sandbox refuses
+            continue
+        return soft, value
     return soft, soft

@@ -18,8 +18,9 @@ Contract (benchmarks and evaluations rely on it):
 The clock during replay is each article's ``published`` time (never going backwards), so
 story windows and update intervals behave as they would have live.
 
-Tuning comes from the config as the daemon reads it (``stories.window``, ``alerts.updates``,
-``alerts.update_interval``, ``alerts.seen_ttl``; the defaults without a config), so a replay
+Tuning comes from the config as the daemon reads it (``stories.window``,
+``stories.join_threshold``, ``alerts.updates``, ``alerts.update_interval``,
+``alerts.seen_ttl``; the defaults without a config), so a replay
 shows what a change to those keys would do. Rules' ``throttle`` is never applied: replay
 reports each story's alert decision, and a throttle, a delivery budget, would hide some of
 the very decisions being compared.

@@ -514,8 +514,11 @@ def test_batched_expiry_ends_where_one_by_one_removal_does() -> None:
         words = rng.sample(vocab[topic * 20:topic * 20 + 40], 25) + rng.sample(vocab, 10)
         words += [names[topic * 3 + k] for k in range(3)]
         words.append(f"{2000 + topic} March {n % 28 + 1}")
+        # counted nouns: a story's kinds are keyed by noun, and must leave with the members
+        words.append(f", {n % 3 + 2} boats, {topic} {rng.choice(['ships', 'drones'])}")
         arts.append(Article(key=f"k{n}", url="", title="", content=" ".join(words) + ".",
                             language="en"))
+    assert any("cboat=2" in index.place(a, T0).features for a in arts[:3])
     for n, art in enumerate(arts[:200]):
         p = index.place(art, T0 + timedelta(minutes=n))
         index.add(p)

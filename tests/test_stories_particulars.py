@@ -36,6 +36,29 @@ def test_counted_nouns_skip_names_and_stop_at_stop_words_and_clause_ends() -> No
     assert {m for m in marks if m[0] == "c"} == {"cpirate=23", "cmillion=200"}
 
 
+def counted(text: str, language: str | None = "en") -> set[str]:
+    return {m for m in particulars(text, language=language) if m[0] == "c"}
+
+
+def test_counted_nouns_end_at_commas_and_dashes_and_follow_the_language() -> None:
+    assert counted("police arrested 3, charged 2 others") == {"cother=2"}
+    assert counted("killed 26 \u2014 officials said") == set()
+    assert counted("12 men were rescued") == {"cmen=12"}
+    # without a language every list's stop words count: "men" is Dutch and Swedish
+    assert counted("12 men were rescued", None) == set()
+    # German nouns are capitalised: the lower-case word after a count is not one
+    assert counted("26 Piraten festgenommen", "de") == set()
+    assert counted("26 名海盗被捕", None) == set()   # a script without case
+
+
+def test_a_word_cut_off_by_the_span_is_no_noun() -> None:
+    # the third word starts 40 characters after the count and runs past the 48 looked at
+    text = "7 " + "A" * 30 + " Bbbbbbb submarines"
+    assert counted(text) == set()
+    assert counted(text.replace("A" * 30, "A" * 20)) == {"csubmarine=7"}
+    assert counted("7 Very Long Capitalised Names Before boats") == set()   # past 3 words
+
+
 def test_month_words_count_only_when_capitalised_and_weekdays_in_other_languages() -> None:
     assert particulars("they may march on") == ()
     assert particulars("Am Samstag, 3. Mai") == ("d0503", "m5", "w5")

@@ -18,7 +18,9 @@ different things about the same noun, where a bare ``n23`` against ``n26`` could
 two numbers of two reports. Each noun is compared on its own (a ``c`` mark per noun and
 value, its kind the noun), and all nouns together count as one kind: agreement when the
 story agrees on one of them, else a conflict when the story holds a noun the article
-counts and none of the article's values for it.
+counts and none of the article's values for it. Every counted number is a bare count
+too, so a count that differs on its noun meets two conflicts (``n`` and ``c``) unless
+another of the article's numbers occurs in the story: "12 killed", then "34 killed".
 
 =====  ==========================================  ===================================
 kind   mark                                        recognised by
@@ -33,10 +35,13 @@ kind   mark                                        recognised by
 ``n``  ``n26``, ``n7000``                          any other number (``7,000`` -> 7000)
                                                    outside dates and clock times
 ``c``  ``cpirate=26``                              such a number and the first lower-case
-                                                   word among the next three (capitalised
-                                                   words skipped: "26 Somali pirates"),
-                                                   plural ``s`` off; none after a stop word
-                                                   or past the clause
+                                                   word of 3-20 letters among the next
+                                                   three (capitalised words skipped: "26
+                                                   Somali pirates"), plural ``s`` off;
+                                                   none after a stop word (the text's
+                                                   language and English), past the clause
+                                                   (``,`` and dashes end it too) or in
+                                                   German, whose nouns are capitalised
 =====  ==========================================  ===================================
 
 Dates compare with a tolerance: ``d1111`` agrees with a story holding ``d1110`` or
@@ -143,29 +148,41 @@ def _number_mark(raw: str) -> str:
 
 # The word after a count: "26 Somali pirates" -> "pirate", "$200 million" -> "million".
 _AFTER = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
-# A stop word of any language ends the search ("12 of them", "12 de marzo"), except the
-# few English units of time on the list ("8 years"); so does a weekday or month name.
+# A stop word of the text's language or of English ends the search ("12 of them", "12 de
+# marzo"), except the few English units of time on the list ("8 years"); so does a
+# weekday or month name. Unknown language: every list.
 _TIME_UNITS = frozenset({"year", "years", "week", "day", "days", "time", "times"})
-_NOT_NOUNS = frozenset().union(*STOP_WORDS.values()) - _TIME_UNITS
+_ALL_STOPS = frozenset().union(*STOP_WORDS.values()) - _TIME_UNITS
+_NOT_NOUNS = {lang: (words | STOP_WORDS["en"]) - _TIME_UNITS
+              for lang, words in STOP_WORDS.items()}
+# Languages whose nouns are capitalised: the lower-case word after a count is a verb.
+_CAPITAL_NOUNS = frozenset({"de"})
 COUNTED_SPAN = 3   # words looked at after a count, within its clause
-_CLAUSE_END = re.compile(r"[.!?;:()\n]")
+# A comma ends it too ("arrested 3, charged 2 others"): thousands commas are the number's.
+_CLAUSE_END = re.compile(r"[.!?;:,()\n\"“”«»—–]")
 _SPAN_CHARS = 48
+NOUN_MAX = 20   # longer: a run of an unspaced script, or not a word
 
 
-def _counted_noun(text: str, end: int) -> str | None:
+def _counted_noun(text: str, end: int, not_nouns: frozenset[str]) -> str | None:
     """The counted noun after a number ending at ``end``, or None (module docstring)."""
     stop = _CLAUSE_END.search(text, end, end + _SPAN_CHARS)
-    for n, m in enumerate(_AFTER.finditer(text, end, stop.start() if stop else end + _SPAN_CHARS)):
+    limit = stop.start() if stop else min(len(text), end + _SPAN_CHARS)
+    for n, m in enumerate(_AFTER.finditer(text, end, limit)):
         if n >= COUNTED_SPAN:
             break
         word = m.group()
-        if word[0].isupper():
+        if not word[0].islower():   # a name, or a script without case: no noun
             continue
+        if m.end() == limit and (whole := _AFTER.match(text, m.start())) and whole.end() > limit:
+            return None   # cut off by the span: not the word as written
         word = word.casefold()
-        if word in _NOT_NOUNS or word in _CALENDAR_WORDS:
+        if word in not_nouns or word in _CALENDAR_WORDS:
             return None
         if len(word) < 3:
             continue
+        if len(word) > NOUN_MAX:
+            return None
         if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
             word = word[:-1]
         return word
@@ -177,12 +194,15 @@ def kind_of(mark: str) -> str:
     return mark.partition("=")[0] if mark[0] == "c" else mark[0]
 
 
-def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
-    """The sorted marks (``y2011``, ``w5``, ``m11``, ``d1111``, ``n26``) of an accent-folded text.
+def particulars(text: str, words: Set[str] | None = None,
+                language: str | None = None) -> tuple[str, ...]:
+    """The sorted marks (``y2011``, ``w5``, ``m11``, ``d1111``, ``n26``, ``cpirate=26``) of an
+    accent-folded text.
 
     ``words`` is the text's set of casefolded words when the caller has it already
     (``text.extract`` does): set intersections find the few weekday and month names
-    far faster than a regex alternation over ~100 names would.
+    far faster than a regex alternation over ~100 names would. ``language`` (two
+    letters) picks the stop words that end a counted noun's search; German gives none.
     """
     if words is None:
         words = {w.casefold() for w in _WORD_RE.findall(text)}
@@ -206,11 +226,13 @@ def particulars(text: str, words: Set[str] | None = None) -> tuple[str, ...]:
                 at = end
         text_for_counts = "".join(pieces) + text[at:]
     numbers = _NUMBER_RE_ASCII if text.isascii() else _NUMBER_RE
+    not_nouns = _NOT_NOUNS.get(language or "", _ALL_STOPS)
+    nouns = language not in _CAPITAL_NOUNS
     for m in numbers.finditer(text_for_counts):
         mark = _number_mark(m.group(1))
         marks.add(mark)
-        if mark[0] == "n":
-            noun = _counted_noun(text_for_counts, m.end())
+        if mark[0] == "n" and nouns:
+            noun = _counted_noun(text_for_counts, m.end(), not_nouns)
             if noun is not None:
                 marks.add(f"c{noun}={mark[1:]}")
     marks.update(_WEEKDAY[w] for w in found & _WEEKDAY_WORDS)

@@ -12,6 +12,7 @@ union of all lists would be wrong: German ``war`` ("was") is an English event wo
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 
 _RAW: dict[str, str] = {
@@ -106,8 +107,14 @@ _RAW: dict[str, str] = {
         oraz ten ta te tym tego tej tych ktory ktora ktore ktorych jako jednak roku""",
 }
 
+def _folded(word: str) -> str:
+    """As ``text.py`` folds the tokens: ``мой`` -> ``мои``, ``її`` -> ``іі`` (marks off)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word)
+                   if not unicodedata.combining(c))
+
+
 STOP_WORDS: dict[str, frozenset[str]] = {
-    lang: frozenset(words.split()) for lang, words in _RAW.items()
+    lang: frozenset(map(_folded, words.split())) for lang, words in _RAW.items()
 }
 LANGUAGES: tuple[str, ...] = tuple(STOP_WORDS)
 

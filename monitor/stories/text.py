@@ -22,7 +22,8 @@ the guessed one, see ``stopwords.py``) are dropped, accents folded, English plur
 reduced by the "S" stemmer (Harman 1991). Only the first ``MAX_CHARS`` of the body are
 read: a lead carries the particulars, and the cost stays bounded.
 
-``marks`` are the years, weekdays, months, dates and counts mentioned (``particulars.py``).
+``marks`` are the years, weekdays, months, dates, counts and counted nouns ("26 pirates")
+mentioned (``particulars.py``).
 ``shingles`` (word 3-grams over every token, stop words included) feed the MinHash
 near-duplicate fingerprint: wire copy keeps those even when the headline is edited.
 """
@@ -222,4 +223,4 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
     stream = (title_toks + body_toks)[:MAX_SHINGLE_TOKENS]
     shingles = list(map(" ".join, zip(stream, stream[1:], stream[2:], strict=False)))
     return TextFeatures(weights=weights, language=lang, shingles=shingles,
-                        marks=particulars(title + "\n" + body, tfs.keys()), hashes=hashes)
+                        marks=particulars(title + "\n" + body, tfs.keys(), lang), hashes=hashes)
