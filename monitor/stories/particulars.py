@@ -239,7 +239,9 @@ def particulars(text: str, words: Set[str] | None = None,
     for w in months:
         if re.search(r"\b" + w.capitalize() + r"\b", text):
             marks.add(_MONTH[w])
-    return tuple(sorted(map(_intern, marks)))
+    # Counted nouns are nearly all distinct (670 in ECB+'s 462 documents, against 487
+    # marks of every other kind): interned, they would empty the table for the others.
+    return tuple(sorted(m if m[0] == "c" else _intern(m) for m in marks))
 
 
 def evidence(marks: tuple[str, ...], held: dict[str, int], kinds: dict[str, int],
