@@ -39,6 +39,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -46,12 +47,14 @@ from monitor.alerts.payload import build_alert, dumps
 from monitor.alerts.policy import AlertPolicy, mark_alerted
 from monitor.alerts.routing import Route, route
 from monitor.alerts.throttle import RuleThrottle
-from monitor.config import Settings
 from monitor.errors import StoreError
 from monitor.match.rules import RuleSet, Throttle
 from monitor.models import Alert, AlertEvent, Article, RuleHit, Story, StoryArticle, StoryMember
 from monitor.store.base import ArticleCommit, OutboxItem, Store
 from monitor.stories.cluster import Placement, StoryConfig, StoryIndex
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
 
 MAX_KEY_MEMORY = 500_000
 STORIES_LEASE = "stories"

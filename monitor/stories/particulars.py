@@ -49,7 +49,7 @@ Dates compare with a tolerance: ``d1111`` agrees with a story holding ``d1110`` 
 a day or two apart (the event, the next morning's paper, another time zone).
 
 Each kind counts once per comparison, so a long article with many numbers weighs no
-more than a short one. The text must already be accent-folded (``text._fold``).
+more than a short one. The text must already be accent-folded (``stopwords.fold``).
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def evidence(marks: tuple[str, ...], held: dict[str, int], kinds: dict[str, int]
     """
     best: dict[str, float] = {}
     for mark in marks:
-        kind = mark.partition("=")[0] if mark[0] == "c" else mark[0]
+        kind = kind_of(mark)
         n = kinds.get(kind, 0)
         if n:
             if kind == "d":

@@ -12,6 +12,7 @@ union of all lists would be wrong: German ``war`` ("was") is an English event wo
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -107,14 +108,22 @@ _RAW: dict[str, str] = {
         oraz ten ta te tym tego tej tych ktory ktora ktore ktorych jako jednak roku""",
 }
 
-def _folded(word: str) -> str:
-    """As ``text.py`` folds the tokens: ``мой`` -> ``мои``, ``її`` -> ``іі`` (marks off)."""
-    return "".join(c for c in unicodedata.normalize("NFKD", word)
-                   if not unicodedata.combining(c))
+_COMBINING = re.compile(r"[\u0300-\u036f]")
+
+
+def fold(text: str) -> str:
+    """Accents off (``Glavaš`` -> ``Glavas``, ``мой`` -> ``мои``), case kept; ASCII as is.
+
+    Here rather than in ``text.py``, which folds every token with it, so that the lists
+    below are folded by the very same rule as the tokens they are compared with.
+    """
+    if text.isascii():
+        return text
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
 
 
 STOP_WORDS: dict[str, frozenset[str]] = {
-    lang: frozenset(map(_folded, words.split())) for lang, words in _RAW.items()
+    lang: frozenset(map(fold, words.split())) for lang, words in _RAW.items()
 }
 LANGUAGES: tuple[str, ...] = tuple(STOP_WORDS)
 

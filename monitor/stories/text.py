@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 import zlib
 from array import array
 from collections import Counter
@@ -40,7 +39,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 from monitor.stories.particulars import particulars
-from monitor.stories.stopwords import guess_language, stop_words_for
+from monitor.stories.stopwords import fold, guess_language, stop_words_for
 
 MAX_CHARS = 5000
 MAX_SHINGLE_TOKENS = 300
@@ -77,7 +76,6 @@ _GAP_TOKEN_ASCII = re.compile(ascii_form(_GAP_TOKEN.pattern))
 _QUOTE = re.compile(r"“[^”]{1,400}”|\"[^\"\n]{1,400}\"|«[^»]{1,400}»|„[^“”]{1,400}[“”]")
 _SENTENCE_END = re.compile(r'[.!?:;\n"“”«»(]')
 _DIGIT = re.compile(r"\d")
-_COMBINING = re.compile(r"[\u0300-\u036f]")
 _SECOND = itemgetter(1)
 
 
@@ -91,13 +89,6 @@ class TextFeatures:
     marks: tuple[str, ...] = ()   # event particulars (``particulars.py``)
     # CRC32 of each term of ``weights``, same order (``term_hash``); empty: not computed
     hashes: array[int] = field(default_factory=lambda: array("I"))
-
-
-def _fold(text: str) -> str:
-    """Accents off (``Glavaš`` -> ``Glavas``), case kept; ASCII text returns as is."""
-    if text.isascii():
-        return text
-    return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
 
 
 def _has_digit(token: str) -> bool:
@@ -162,8 +153,8 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
     The per-token work happens in ``re`` and ``Counter``; Python code runs once per
     distinct word, which keeps a 300-word article well under a millisecond.
     """
-    title = _fold(title)
-    body = _fold(body[:MAX_CHARS])
+    title = fold(title)
+    body = fold(body[:MAX_CHARS])
     title_toks, title_caps = _tokens(title)
     body_toks, proper = _tokens(body)
     stops = stop_words_for(language)
