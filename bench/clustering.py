@@ -31,7 +31,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -221,6 +223,16 @@ def mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in rows[0]}
 
 
+def std_error(values: Sequence[float]) -> float:
+    """Standard error of the mean over arrival orders.
+
+    Each order is one independent draw of how the stream could arrive, so this is how
+    far the mean may sit from the expectation over all orders: what a claim such as
+    "merge share <= 0.05" has to be read against (0 with a single order).
+    """
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="one arrival order only")
@@ -249,14 +261,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for s, row in zip(seeds, ecb_rows, strict=True):
         print(f"  seed {s}: P={row['precision']:.3f} R={row['recall']:.3f} "
               f"F1={row['f1']:.3f} merge={row['merge_share']:.3f} stories={row['stories']:.0f}")
+    f1_se = std_error([row["f1"] for row in ecb_rows])
+    merge_se = std_error([row["merge_share"] for row in ecb_rows])
     print(f"  mean:   P={ecb_mean['precision']:.3f} R={ecb_mean['recall']:.3f} "
-          f"F1={ecb_mean['f1']:.3f} merge={ecb_mean['merge_share']:.3f}")
+          f"F1={ecb_mean['f1']:.3f} (± {f1_se:.3f}) merge={ecb_mean['merge_share']:.3f} "
+          f"(± {merge_se:.3f}; ± one standard error over the orders)")
     print(f"  baseline one-story-per-article: P={bp:.3f} R={br:.3f} F1={bf:.3f}")
     figures: dict[str, Any] = {
         "bench": "clustering", "engine": args.engine, "orders": len(seeds),
         "join_threshold": config.join_threshold,
         "ecb_precision": ecb_mean["precision"], "ecb_recall": ecb_mean["recall"],
         "ecb_f1": ecb_mean["f1"], "ecb_merge_share": ecb_mean["merge_share"],
+        "ecb_f1_se": round(f1_se, 4), "ecb_merge_share_se": round(merge_se, 4),
         "ecb_baseline_singletons_f1": round(bf, 4),
     }
     for name in ("uci-head499.csv", "uci-head999.csv"):
