@@ -277,6 +277,12 @@ class Ingestor:
             story = self.stories.get(placement.story_id)
         if story is None:
             story = await self.store.get_story(placement.story_id)
+            if story is None:
+                # The index holds the story but the store no longer does: another
+                # instance's clock expired it first. Its record starts afresh.
+                logger.warning("story {} was expired from the store while this instance's "
+                               "index still held it (clocks apart between instances?); "
+                               "its record starts afresh", placement.story_id)
         return story
 
     @staticmethod
@@ -292,7 +298,11 @@ class Ingestor:
         if story is None:
             return Story(id=placement.story_id, title=article.title, first_seen=now,
                          last_seen=now, articles=(member,), rule_ids=rule_ids)
-        return replace(story, last_seen=now, articles=(*story.articles, member),
+        # Polls finish out of order (``now`` is when a poll started): the story's times
+        # only widen, or expiry, which reads ``last_seen``, would drop from the store a
+        # story the index still keeps open by its newest member.
+        return replace(story, first_seen=min(story.first_seen, now),
+                       last_seen=max(story.last_seen, now), articles=(*story.articles, member),
                        rule_ids=rule_ids)
 
     async def ingest(self, articles: Sequence[Article], now: datetime) -> list[Outcome]:

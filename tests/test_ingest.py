@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -54,5 +54,42 @@ async def test_concurrent_feeds_fold_the_seeds_into_one_story(tmp_path: Path) ->
         # The same reports again (another feed, a restart): nothing new, no alert.
         again = await ing.ingest([seed_article(0), seed_article(1)], NOW)
         assert all(o.duplicate and o.alert is None for o in again)
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_poll_that_finishes_late_does_not_age_its_story(tmp_path: Path) -> None:
+    """A poll started earlier but committed later must not move the story's ``last_seen``
+    back: expiry reads it, and a story dropped from the store while the index still held
+    it open came back as a second ``story.new`` with its history lost."""
+    window = StoryConfig().window
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        ing = Ingestor(store, load_rules([ROOT / "rules"]), StoryIndex(StoryConfig()),
+                       AlertPolicy("every_outlet"), ["jsonl"], window=window,
+                       seen_ttl=timedelta(days=30))
+        (a,) = await ing.ingest([seed_article(0)], NOW)
+        (b,) = await ing.ingest([seed_article(1)], NOW - timedelta(seconds=30))
+        assert (a.alert, b.alert, b.story_id) == ("story.new", "story.updated", a.story_id)
+        story = await store.get_story(a.story_id or "")
+        assert story is not None
+        assert (story.first_seen, story.last_seen) == (NOW - timedelta(seconds=30), NOW)
+
+        # Maintenance between the two polls' starts, one window on: the story is still open.
+        await ing.expire(NOW - timedelta(seconds=20) + window)
+        assert await store.get_story(a.story_id or "") is not None
+        text = SEEDS[0].read_text(encoding="utf-8")
+        url = "https://copy.example/paris"
+        keys = identity_keys(feed_url="https://copy.example/rss", guid=None, canonical=url,
+                             title=TITLES[0] + " (update)", summary=text + " More to follow.")
+        late = Article(key=keys[0], url=url, title=TITLES[0] + " (update)",
+                       summary=text + " More to follow.", outlet="AFP", language="en",
+                       published=NOW, seen_keys=keys)
+        (c,) = await ing.ingest([late], NOW - timedelta(seconds=15) + window)
+        assert c.story_id == a.story_id and c.alert == "story.updated"
+        story = await store.get_story(a.story_id or "")
+        assert story is not None and len(story.articles) == 3
     finally:
         await store.close()
