@@ -263,6 +263,17 @@ def test_empty_entries_dropped_and_relative_links_resolved() -> None:
     assert parsed.articles[0].url == "https://example.com/news/1"
 
 
+def test_an_item_with_an_impossible_port_does_not_cost_the_feed() -> None:
+    # urlsplit accepts ":80800", but asking for the port raised, and one such link
+    # failed the whole feed on every poll
+    items = "".join(f"<item><title>T{i}</title><link>{link}</link></item>" for i, link in
+                    enumerate(["https://a.example/1", "http://news.example:80800/b",
+                               "https://a.example:x/3", "https://a.example/4"]))
+    parsed = _parse(_rss(items))
+    assert [a.title for a in parsed.articles] == ["T0", "T1", "T2", "T3"]
+    assert parsed.articles[1].url == "http://news.example:80800/b"
+
+
 def test_ttl_hub_and_content() -> None:
     channel = ('<ttl>30</ttl><atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="hub" '
                'href="https://pubsubhubbub.example.com/"/>')

@@ -37,6 +37,16 @@ def test_sliding_window() -> None:
     assert t.used("r", TWO_PER_HOUR, T0 + timedelta(hours=2)) == 0
 
 
+def test_alerts_recorded_out_of_order_leave_the_window_on_time() -> None:
+    # polls finish out of order: a later poll's alert is recorded before an earlier one's
+    t = RuleThrottle()
+    t.record(["r"], T0 + timedelta(minutes=50))
+    t.record(["r"], T0)
+    later = T0 + timedelta(minutes=70)
+    assert t.used("r", TWO_PER_HOUR, later) == 1
+    assert t.has_room("r", TWO_PER_HOUR, later)
+
+
 def test_route_holds_only_when_every_rule_is_out_of_room() -> None:
     t = RuleThrottle()
     limits = {"noisy": TWO_PER_HOUR, "calm": None}

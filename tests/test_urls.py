@@ -46,6 +46,7 @@ def test_amp_path_prefix_and_suffix() -> None:
     assert canonical_url("https://example.com/world/story-1.amp.html") == CANON + ".html"
 
 
-@pytest.mark.parametrize("raw", ["urn:uuid:1234", "not a url", "mailto:a@b.c", ""])
+@pytest.mark.parametrize("raw", ["urn:uuid:1234", "not a url", "mailto:a@b.c", "",
+                                 "http://example.com:99999/a", "https://example.com:abc/a"])
 def test_non_http_values_come_back_stripped(raw: str) -> None:
     assert canonical_url(f" {raw} ") == raw

@@ -23,6 +23,7 @@ a store round-trip per alert.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import Counter, deque
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -59,9 +60,14 @@ class RuleThrottle:
         return len(self._window(rule_id, limit, now)) < limit.count
 
     def record(self, rule_ids: Iterable[str], now: datetime) -> None:
-        """Count one queued alert against each of ``rule_ids`` (call after the commit)."""
+        """Count one queued alert against each of ``rule_ids`` (call after the commit).
+
+        Kept in time order even when polls finish out of order (``now`` is when a poll
+        started): the window is trimmed from its oldest end, so an entry out of place
+        would outstay its period and hold back alerts that have room.
+        """
         for rule_id in rule_ids:
-            self._sent.setdefault(rule_id, deque()).append(now)
+            insort(self._sent.setdefault(rule_id, deque()), now)
 
     def forget(self, rule_ids: Iterable[str], at: datetime) -> None:
         """Take back one ``record(rule_ids, at)`` whose alert was never queued (commit failed)."""

@@ -54,9 +54,11 @@ def canonical_url(url: str) -> str:
         if host.startswith(prefix) and host.count(".") >= 2:
             host = host[len(prefix):]
             break
-    netloc = host
-    if parts.port and parts.port not in (80, 443):
-        netloc = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:   # ":99999", ":abc": not a URL one could fetch, so no canonical form
+        return raw
+    netloc = f"{host}:{port}" if port and port not in (80, 443) else host
     path = _AMP_PATH.sub("", parts.path) or "/"
     if len(path) > 1:
         path = path.rstrip("/") or "/"
