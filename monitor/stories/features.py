@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from monitor.stories import fingerprint
+
 VERSION = 1
 SCALE = 10_000
 
@@ -113,6 +115,15 @@ class Features:
             seen = datetime.fromisoformat(obj["t"])
             if seen.tzinfo is None:
                 raise ValueError("features seen-at time has no timezone")
+            df_hashes = base64.b64decode(obj["d"])
+            signature = base64.b64decode(sig) if sig else None
+            # Checked here, not met later half-way through an index insert: a restart
+            # skips the one member (``restore_skipped``) instead of refusing to start.
+            if len(df_hashes) % 4:
+                raise ValueError("document-frequency hashes are not whole uint32 values")
+            if signature is not None and len(signature) != fingerprint.NUM_PERM * 4:
+                raise ValueError(f"MinHash signature of {len(signature)} bytes, "
+                                 f"expected {fingerprint.NUM_PERM * 4}")
             return cls(
                 key=str(obj["k"]),
                 story_id=str(obj["s"]),
@@ -120,8 +131,8 @@ class Features:
                 language=str(obj.get("l", "")),
                 terms=tuple(str(t) for t, _ in pairs),
                 weights=array("H", (int(w) for _, w in pairs)),
-                df_hashes=base64.b64decode(obj["d"]),
-                signature=base64.b64decode(sig) if sig else None,
+                df_hashes=df_hashes,
+                signature=signature,
                 scheme=str(obj.get("ms", "")),
                 marks=tuple(str(e) for e in obj.get("e", ())),
             )
