@@ -170,9 +170,13 @@ def test_config_rejects_negative_evidence_weights() -> None:
     ("27 / 09 / 2013 - Election news", {(2013, 9, 27)}),
     ("04 / 28 / 09 07: 35 PM ET", {(2009, 4, 28)}),
     ("03/04/2011", {(2011, 3, 4), (2011, 4, 3)}),   # ambiguous: both readings
+    ("filed 2011-11-11T19:04:00Z", {(2011, 11, 11)}),   # an ISO timestamp's date ends at T
+    ("printed 12/31/98", {(1998, 12, 31)}),   # two-digit years: 69-99 are 19xx
+    ("on 29.02.2012", {(2012, 2, 29)}),
     # not dates: lower-case "may" and "march" are words, 31 February is no day
     ("they may 2 times march 3 miles", set()),
     ("February 31, 2011 and Apollo 11", set()),
+    ("2011-02-29 and 29.02.2011", set()),   # 2011 was no leap year
 ])
 def test_find_dates_resolves_written_dates(text: str, dates: set[tuple[int, int, int]]) -> None:
     assert {(y, m, d) for _, y, m, d in find_dates(text, MONTH_NUMBERS)} == dates
@@ -183,6 +187,8 @@ def test_clock_times_are_found_and_are_not_counts() -> None:
     found = [text[a:b] for a, b in clock_spans(text)]
     assert found == ["9. 25 a. m.", "1100 hrs", "19:04", "10 pm"]
     assert particulars(text) == ("cpirate=26", "ctonne=2.5", "n2.5", "n26", "w3")
+    # an ISO timestamp's time, right after its date's "T", is a time too
+    assert particulars("On 2011-11-11T19:04:00Z the ship") == ("d1111", "y2011")
 
 
 def test_dates_agree_within_two_days_and_conflict_beyond() -> None:

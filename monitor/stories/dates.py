@@ -12,8 +12,9 @@ accent-folded text, any case):
 
 * ``November 11, 2011``, ``Nov. 11``, ``Dec 15th, 2008``, ``Sat Nov 12 2011``
 * ``11 November 2011``, ``10 Nov 11`` (10 November), ``3. Mai``, ``12 de marzo de 2025``
-* ``2011-11-11``, ``11.11.2011``, ``04/28/2009``, ``27 / 09 / 2013`` (an ambiguous
-  ``03/04/2011`` gives both readings)
+* ``2011-11-11``, ``2011-11-11T19:04Z``, ``11.11.2011``, ``04/28/2009``, ``27 / 09 / 2013``
+  (an ambiguous ``03/04/2011`` gives both readings; ``12/31/98`` is 1998, ``04/28/09``
+  2009); a day the year does not have (``29.02.2011``) is no date
 
 Lower-case "may", "march", "sept" and the three-letter abbreviations are ordinary
 words too, so they only count as months when capitalised. Clock times (``19:04``,
@@ -52,8 +53,9 @@ def _named(names: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
 # match can start (3x faster); the word boundary before it is checked in Python.
 # ``\d\d{0,3}``, not ``\d{1,4}`` (same matches): ``re`` only skips ahead when the
 # pattern's first item is a single character class, not a repeat (~1.5-2x faster again).
-_NUMERIC = re.compile(r"(\d\d{0,3})\s*([-./])\s*(\d{1,2})\s*\2\s*(\d{4}|\d\d)\b")
-NUMERIC_PLAIN = r"(\d{1,4})\s*([-./])\s*(\d{1,2})\s*\2\s*(\d{4}|\d\d)\b"
+# An ISO 8601 timestamp's date ends at its "T" ("2011-11-11T19:04:00Z").
+_NUMERIC = re.compile(r"(\d\d{0,3})\s*([-./])\s*(\d{1,2})\s*\2\s*(\d{4}|\d\d)(?:\b|(?=T\d))")
+NUMERIC_PLAIN = r"(\d{1,4})\s*([-./])\s*(\d{1,2})\s*\2\s*(\d{4}|\d\d)(?:\b|(?=T\d))"
 _CLOCK_TAIL = (r"(?:\s*:\s*\d\d(?:\s*:\s*\d\d)?(?:\s*[aApP]\.?\s*[mM]\b\.?)?"
                r"|(?:\s*\.\s*\d\d)?\s*[aApP]\.?\s*[mM]\b\.?|\s*(?:hrs|GMT|UTC)\b)")
 CLOCK_PLAIN = r"\d{1,4}" + _CLOCK_TAIL
@@ -74,12 +76,18 @@ AMBIGUOUS = frozenset(["may", "march", "mar", "mars", "sept", "sep", "jan", "feb
 Found = tuple[Span, int, int, int]   # (span, year or 0, month, day)
 
 
-def _valid(month: int, day: int) -> bool:
+def _valid(year: int, month: int, day: int) -> bool:
     try:
-        date(2000, month, day)   # a leap year: 29 February is a date
+        # the year when written (29 February 2011 is no date); else a leap year
+        date(year if 1 <= year <= 9999 else 2000, month, day)
     except ValueError:
         return False
     return True
+
+
+def _two_digit(year: int) -> int:
+    """``98`` is 1998, ``11`` 2011: the pivot most software uses (POSIX ``%y``)."""
+    return year + (1900 if year >= 69 else 2000)
 
 
 def find_dates(text: str, months: dict[str, int]) -> list[Found]:
@@ -116,7 +124,7 @@ def find_dates(text: str, months: dict[str, int]) -> list[Found]:
             continue
         if sep == "-":
             continue   # 2-1-1: a score or a code, not a date
-        a, year = int(first), last if last >= 100 else 2000 + last
+        a, year = int(first), last if last >= 100 else _two_digit(last)
         if sep == ".":   # 11.03.2025: day first
             found.append((m.span(), year, second, a))
             continue
@@ -130,7 +138,7 @@ def find_dates(text: str, months: dict[str, int]) -> list[Found]:
     for f in found:
         if kept and f[0][0] < kept[-1][0][1] and f[0] != kept[-1][0]:
             continue
-        if _valid(f[2], f[3]):
+        if _valid(f[1], f[2], f[3]):
             kept.append(f)
     return kept
 
@@ -143,6 +151,9 @@ def clock_spans(text: str) -> list[Span]:
         digits = len(found) - len(found.lstrip("0123456789"))
         tail = found[digits:].lstrip()[:1].lower()
         # "19:04" and "10 pm" have at most two digits before the mark; "1100 hrs" more
-        if _starts_word(text, m.start()) and (digits <= 2 or tail in ("h", "g", "u")):
+        start = m.start()
+        after_iso_t = start >= 2 and text[start - 1] == "T" and text[start - 2].isdigit()
+        if ((_starts_word(text, start) or after_iso_t)
+                and (digits <= 2 or tail in ("h", "g", "u"))):
             spans.append(m.span())
     return spans
