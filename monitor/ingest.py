@@ -302,8 +302,8 @@ class Ingestor:
         # only widen, or expiry, which reads ``last_seen``, would drop from the store a
         # story the index still keeps open by its newest member.
         return replace(story, first_seen=min(story.first_seen, now),
-                       last_seen=max(story.last_seen, now), articles=(*story.articles, member),
-                       rule_ids=rule_ids)
+                       last_seen=max(story.last_seen, now),
+                       rule_ids=rule_ids).with_article(member)
 
     async def ingest(self, articles: Sequence[Article], now: datetime) -> list[Outcome]:
         """Process a batch (one feed's new entries). Raises StoreError if the store is gone."""

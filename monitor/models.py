@@ -8,7 +8,7 @@ pure stages can be tested with plain values and every stage can be replayed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal
@@ -195,9 +195,21 @@ class StoryArticle:
     shared_terms: tuple[str, ...] = ()
 
 
+# Articles a story record lists: the newest ones. A story stays open as long as reports
+# keep coming within the window, so a running story (a war, a negotiation) would
+# otherwise grow its record, every commit that rewrites it and every alert that lists
+# it without bound; past this, the oldest leave the list and are only counted.
+STORY_ARTICLES_KEPT = 100
+
+
 @dataclass(frozen=True)
 class Story:
-    """A group of articles reporting one event."""
+    """A group of articles reporting one event.
+
+    ``articles`` are the newest ``STORY_ARTICLES_KEPT``; ``earlier_count`` counts those
+    no longer listed and ``earlier_outlets`` keeps their outlets, so ``outlets`` and
+    ``article_count`` still cover the whole story.
+    """
 
     id: str
     title: str
@@ -209,13 +221,31 @@ class Story:
     last_alert_at: datetime | None = None
     alerted_outlets: tuple[str, ...] = ()
     alerted_rules: tuple[str, ...] = ()
+    earlier_count: int = 0
+    earlier_outlets: tuple[str, ...] = ()
 
     @property
     def outlets(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
+        seen: dict[str, None] = dict.fromkeys(self.earlier_outlets)
         for a in self.articles:
             seen.setdefault(a.outlet, None)
         return tuple(seen)
+
+    @property
+    def article_count(self) -> int:
+        return self.earlier_count + len(self.articles)
+
+    def with_article(self, article: StoryArticle, keep: int = STORY_ARTICLES_KEPT) -> Story:
+        """The story with ``article`` listed last (in place of an earlier listing of the
+        same key), the oldest beyond ``keep`` moved to the counts."""
+        listed = (*(a for a in self.articles if a.key != article.key), article)
+        if len(listed) <= keep:
+            return replace(self, articles=listed)
+        gone, listed = listed[:-keep], listed[-keep:]
+        outlets = dict.fromkeys(self.earlier_outlets)
+        outlets.update(dict.fromkeys(a.outlet for a in gone))
+        return replace(self, articles=listed, earlier_count=self.earlier_count + len(gone),
+                       earlier_outlets=tuple(outlets))
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ def test_payload_matches_schema_v1() -> None:
     a = build_alert(story(art("k1", "DW"), art("k2", "RT")), "story.new", [HIT], T0)
     p = to_payload(a)
     assert set(p) == {"schema", "id", "event", "story", "rules", "detected_at"}
+    assert p["story"]["article_count"] == 2
     assert p["schema"] == "news-monitor.alert/1"
     assert p["detected_at"] == "2025-03-11T12:00:00Z"
     assert [x["outlet"] for x in p["story"]["articles"]] == ["DW", "RT"]
@@ -62,6 +63,24 @@ def test_alert_id_is_stable_and_distinguishes_events_and_articles() -> None:
     assert alert_id(s1, "story.new") == alert_id(replace(s1, title="other"), "story.new")
     assert alert_id(s1, "story.new") != alert_id(s1, "story.updated")
     assert alert_id(s1, "story.updated") != alert_id(s2, "story.updated")
+
+
+def test_a_long_story_lists_its_latest_articles_and_counts_the_rest() -> None:
+    # a story stays open while reports keep coming: its record, each commit rewriting it
+    # and each alert listing it must not grow with it
+    s = story()
+    for n in range(5):
+        s = s.with_article(art(f"k{n}", f"O{n % 4}"), keep=3)
+    assert [a.key for a in s.articles] == ["k2", "k3", "k4"]
+    assert (s.article_count, s.earlier_count) == (5, 2)
+    assert s.outlets == ("O0", "O1", "O2", "O3")   # the outlets of the unlisted ones too
+    again = s.with_article(art("k3", "O3"), keep=3)   # the same article seen again
+    assert [a.key for a in again.articles] == ["k2", "k4", "k3"] and again.article_count == 5
+    p = to_payload(build_alert(s, "story.updated", [HIT], T0))
+    assert (p["story"]["article_count"], len(p["story"]["articles"])) == (5, 3)
+    assert "5 article(s)" in render_text(p) and "latest 3 listed" in render_text(p)
+    # the id moves when an article leaves the list, as when one joins it
+    assert alert_id(s, "story.updated") != alert_id(replace(s, earlier_count=3), "story.updated")
 
 
 @pytest.mark.parametrize(("mode", "gap", "expected"), [

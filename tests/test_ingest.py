@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from monitor.alerts.policy import AlertPolicy
 from monitor.ingest import Ingestor
 from monitor.match.rules import load_rules
-from monitor.models import Article
+from monitor.models import STORY_ARTICLES_KEPT, Article
 from monitor.store.sqlite import SQLiteStore
 from monitor.stories.cluster import StoryConfig, StoryIndex
 from monitor.stories.identity import identity_keys
@@ -91,5 +92,35 @@ async def test_a_poll_that_finishes_late_does_not_age_its_story(tmp_path: Path) 
         assert c.story_id == a.story_id and c.alert == "story.updated"
         story = await store.get_story(a.story_id or "")
         assert story is not None and len(story.articles) == 3
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_story_record_keeps_its_latest_articles_only(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        ing = Ingestor(store, load_rules([ROOT / "rules"]), StoryIndex(StoryConfig()),
+                       AlertPolicy("every_outlet"), ["jsonl"], window=StoryConfig().window,
+                       seen_ttl=StoryConfig().window)
+        text = SEEDS[0].read_text(encoding="utf-8")
+        kept = STORY_ARTICLES_KEPT
+        for n in range(kept + 5):   # one wire report, republished by many outlets
+            url = f"https://outlet{n}.example/paris"
+            keys = identity_keys(feed_url=f"https://outlet{n}.example/rss", guid=None,
+                                 canonical=url, title=TITLES[0], summary=f"{text} ({n})")
+            art = Article(key=keys[0], url=url, title=TITLES[0], summary=f"{text} ({n})",
+                          outlet=f"Outlet {n}", language="en", published=NOW, seen_keys=keys)
+            (out,) = await ing.ingest([art], NOW + timedelta(minutes=n))
+            assert out.alert == ("story.new" if n == 0 else "story.updated")
+        story = await store.get_story(out.story_id or "")
+        assert story is not None
+        assert (len(story.articles), story.article_count, len(story.outlets)) == \
+            (kept, kept + 5, kept + 5)
+        assert story.articles[0].outlet == "Outlet 5"
+        last = (await store.outbox_due("jsonl", NOW + timedelta(days=1), 1000))[-1]
+        payload = json.loads(last.payload)["story"]
+        assert (len(payload["articles"]), payload["article_count"]) == (kept, kept + 5)
     finally:
         await store.close()

@@ -76,6 +76,8 @@ stories = st.builds(
     last_alert_at=st.none() | aware,
     alerted_outlets=st.lists(text, max_size=3).map(tuple),
     alerted_rules=st.lists(text, max_size=3).map(tuple),
+    earlier_count=st.integers(min_value=0, max_value=10**6),
+    earlier_outlets=st.lists(text, max_size=3).map(tuple),
 )
 members = st.builds(StoryMember, story_id=text, article_key=text, seen_at=aware, features=text)
 

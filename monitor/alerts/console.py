@@ -55,10 +55,11 @@ def _story(payload: dict[str, Any]) -> RenderableType:
     head = "NEW STORY" if payload["event"] == "story.new" else "STORY UPDATE"
     articles: list[dict[str, Any]] = list(story["articles"])
     outlets: list[str] = list(story.get("outlets") or [])
+    total = int(story.get("article_count") or len(articles))   # the list may be the latest only
 
     parts: list[RenderableType] = [
         Text(str(story["title"]), style="bold"),
-        Text(f"{len(articles)} article(s) from {len(outlets)} outlet(s): "
+        Text(f"{total} article(s) from {len(outlets)} outlet(s): "
              + ", ".join(outlets), style="dim"),
     ]
     if rules:
@@ -77,8 +78,9 @@ def _story(payload: dict[str, Any]) -> RenderableType:
         title = Text(str(a.get("title") or a["url"]))
         title.stylize(f"link {a['url']}")
         listing.add_row(str(a.get("outlet") or "?"), title, str(a.get("published") or "")[:16])
-    if len(articles) > MAX_ARTICLES:
-        listing.add_row("", Text(f"… and {len(articles) - MAX_ARTICLES} more", style="dim"), "")
+    shown = min(len(articles), MAX_ARTICLES)
+    if total > shown:
+        listing.add_row("", Text(f"… and {total - shown} more", style="dim"), "")
     parts.append(listing)
     return Panel(Group(*parts), title=f"{head}  {severity.upper()}", title_align="left",
                  subtitle=f"{story['id']} · {payload.get('detected_at', '')}",

@@ -28,6 +28,8 @@ def alert_id(story: Story, event: AlertEvent) -> str:
     h.update(b"\x00" + event.encode())
     for key in sorted(a.key for a in story.articles):
         h.update(b"\x00" + key.encode())
+    if story.earlier_count:   # a story past STORY_ARTICLES_KEPT: the list alone is not all
+        h.update(b"\x00#" + str(story.earlier_count).encode())
     return "a_" + h.hexdigest()
 
 
@@ -50,6 +52,7 @@ def to_payload(alert: Alert) -> dict[str, Any]:
             "title": story.title,
             "first_seen": _iso(story.first_seen),
             "outlets": list(story.outlets),
+            "article_count": story.article_count,
             "articles": [
                 {
                     "outlet": a.outlet,
@@ -100,12 +103,15 @@ def render_text(payload: dict[str, Any]) -> str:
     head = "NEW STORY" if payload["event"] == "story.new" else "STORY UPDATE"
     lines = [
         f"[{head}] {story['title']}",
-        f"  {len(arts)} article(s) from {len(story['outlets'])} outlet(s); rules: {rules}",
+        f"  {story.get('article_count', len(arts))} article(s) from "
+        f"{len(story['outlets'])} outlet(s); rules: {rules}",
     ]
     for r in payload["rules"][:3]:
         if r.get("snippet"):
             lines.append(f"  {r['id']}: {r['snippet']}")
     for a in arts:
         lines.append(f"  - {a['outlet']}: {a['title']} <{a['url']}>")
+    if story.get("article_count", len(arts)) > len(arts):
+        lines.append(f"  (the latest {len(arts)} listed)")
     lines.append(f"  id={payload['id']} story={story['id']} at {payload['detected_at']}")
     return "\n".join(lines)

@@ -46,7 +46,8 @@ def alert_message(payload: dict[str, Any]) -> Message:
     outlets = story.get("outlets") or sorted({a.get("outlet", "") for a in arts})
     what = "New story" if payload.get("event") == "story.new" else "Story update"
     title = _cut(f"[{severity.upper()}] {what}: {story.get('title', '')}", 250)
-    lines = [f"{len(arts)} article(s) from {len(outlets)} outlet(s)"]
+    total = int(story.get("article_count") or len(arts))   # the list may be the latest only
+    lines = [f"{total} article(s) from {len(outlets)} outlet(s)"]
     if rules:
         lines.append("Rules: " + ", ".join(f"{r['id']} ({r.get('severity', '?')})"
                                            for r in rules))
@@ -55,8 +56,9 @@ def alert_message(payload: dict[str, Any]) -> Message:
             lines.append(f"“…{_cut(snippet, 300)}…”")
     for a in arts[:MAX_ARTICLES]:
         lines.append(f"- {a.get('outlet', '?')}: {a.get('title', '')} {a.get('url', '')}")
-    if len(arts) > MAX_ARTICLES:
-        lines.append(f"- … and {len(arts) - MAX_ARTICLES} more")
+    shown = min(len(arts), MAX_ARTICLES)
+    if total > shown:
+        lines.append(f"- … and {total - shown} more")
     lines.append(f"id {payload.get('id', '?')}")
     return Message(title, _cut("\n".join(lines), MAX_BODY), severity)
 

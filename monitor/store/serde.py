@@ -180,6 +180,9 @@ def story_to_dict(story: Story) -> dict[str, Any]:
         "last_alert_at": dt_to_text(story.last_alert_at),
         "alerted_outlets": list(story.alerted_outlets),
         "alerted_rules": list(story.alerted_rules),
+        **({"earlier_count": story.earlier_count,
+            "earlier_outlets": list(story.earlier_outlets)}
+           if story.earlier_count or story.earlier_outlets else {}),
     }
 
 
@@ -195,6 +198,8 @@ def story_from_dict(data: dict[str, Any]) -> Story:
         last_alert_at=dt_from_text(data.get("last_alert_at")),
         alerted_outlets=tuple(data.get("alerted_outlets", ())),
         alerted_rules=tuple(data.get("alerted_rules", ())),
+        earlier_count=int(data.get("earlier_count", 0)),
+        earlier_outlets=tuple(data.get("earlier_outlets", ())),
     )
 
 
