@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,14 +35,23 @@ def seed_article(i: int) -> Article:
                    outlet=["DW", "RT"][i], language="en", published=NOW, seen_keys=keys)
 
 
-@pytest.mark.anyio
-async def test_concurrent_feeds_fold_the_seeds_into_one_story(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def seeded_ingestor(tmp_path: Path, seen_ttl: timedelta) -> AsyncIterator[
+        tuple[Ingestor, SQLiteStore]]:
+    """An ingestor with the shipped rules on a fresh SQLite store, alerts to ``jsonl``."""
     store = SQLiteStore(tmp_path / "s.db")
     await store.open()
     try:
-        ing = Ingestor(store, load_rules([ROOT / "rules"]), StoryIndex(StoryConfig()),
-                       AlertPolicy("every_outlet"), ["jsonl"],
-                       window=StoryConfig().window, seen_ttl=StoryConfig().window)
+        yield Ingestor(store, load_rules([ROOT / "rules"]), StoryIndex(StoryConfig()),
+                       AlertPolicy("every_outlet"), ["jsonl"], window=StoryConfig().window,
+                       seen_ttl=seen_ttl), store
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_concurrent_feeds_fold_the_seeds_into_one_story(tmp_path: Path) -> None:
+    async with seeded_ingestor(tmp_path, StoryConfig().window) as (ing, store):
         later = NOW.replace(second=5)  # polls start at different times, commit in any order
         (a,), (b,) = await asyncio.gather(ing.ingest([seed_article(0)], later),
                                           ing.ingest([seed_article(1)], NOW))
@@ -55,8 +66,6 @@ async def test_concurrent_feeds_fold_the_seeds_into_one_story(tmp_path: Path) ->
         # The same reports again (another feed, a restart): nothing new, no alert.
         again = await ing.ingest([seed_article(0), seed_article(1)], NOW)
         assert all(o.duplicate and o.alert is None for o in again)
-    finally:
-        await store.close()
 
 
 @pytest.mark.anyio
@@ -65,12 +74,7 @@ async def test_a_poll_that_finishes_late_does_not_age_its_story(tmp_path: Path) 
     back: expiry reads it, and a story dropped from the store while the index still held
     it open came back as a second ``story.new`` with its history lost."""
     window = StoryConfig().window
-    store = SQLiteStore(tmp_path / "s.db")
-    await store.open()
-    try:
-        ing = Ingestor(store, load_rules([ROOT / "rules"]), StoryIndex(StoryConfig()),
-                       AlertPolicy("every_outlet"), ["jsonl"], window=window,
-                       seen_ttl=timedelta(days=30))
+    async with seeded_ingestor(tmp_path, timedelta(days=30)) as (ing, store):
         (a,) = await ing.ingest([seed_article(0)], NOW)
         (b,) = await ing.ingest([seed_article(1)], NOW - timedelta(seconds=30))
         assert (a.alert, b.alert, b.story_id) == ("story.new", "story.updated", a.story_id)
@@ -92,18 +96,11 @@ async def test_a_poll_that_finishes_late_does_not_age_its_story(tmp_path: Path) 
         assert c.story_id == a.story_id and c.alert == "story.updated"
         story = await store.get_story(a.story_id or "")
         assert story is not None and len(story.articles) == 3
-    finally:
-        await store.close()
 
 
 @pytest.mark.anyio
 async def test_a_story_record_keeps_its_latest_articles_only(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db")
-    await store.open()
-    try:
-        ing = Ingestor(store, load_rules([ROOT / "rules"]), StoryIndex(StoryConfig()),
-                       AlertPolicy("every_outlet"), ["jsonl"], window=StoryConfig().window,
-                       seen_ttl=StoryConfig().window)
+    async with seeded_ingestor(tmp_path, StoryConfig().window) as (ing, store):
         text = SEEDS[0].read_text(encoding="utf-8")
         kept = STORY_ARTICLES_KEPT
         for n in range(kept + 5):   # one wire report, republished by many outlets
@@ -122,5 +119,3 @@ async def test_a_story_record_keeps_its_latest_articles_only(tmp_path: Path) -> 
         last = (await store.outbox_due("jsonl", NOW + timedelta(days=1), 1000))[-1]
         payload = json.loads(last.payload)["story"]
         assert (len(payload["articles"]), payload["article_count"]) == (kept, kept + 5)
-    finally:
-        await store.close()
