@@ -17,6 +17,7 @@ from monitor.models import Article, StoryMember
 from monitor.stories import fingerprint
 from monitor.stories.cluster import Placement, StoryConfig, StoryIndex, story_id_for
 from monitor.stories.features import Features
+from monitor.stories.text import term_hash
 
 DATA = Path(__file__).parent / "data" / "stories"
 T0 = datetime(2025, 3, 11, 12, 0, tzinfo=UTC)
@@ -593,3 +594,14 @@ def test_expire_slack_is_checked() -> None:
         StoryConfig(expire_slack=-0.01)
     with pytest.raises(ValueError, match="expire_slack"):
         StoryConfig(expire_slack=1.0)
+
+
+def test_headline_terms_count_in_document_frequencies_whatever_the_body() -> None:
+    # only an article's first MAX_DF_TERMS distinct terms are counted; with the body's
+    # first, a long body's headline-only terms (often the event's own words) never were
+    body = " ".join(f"word{n}x" for n in range(300)) + "."
+    feats = StoryIndex().features_of(
+        Article(key="k", url="", title="Zorblax summit collapses", content=body,
+                language="en"), T0)
+    counted = set(np.frombuffer(feats.df_hashes, dtype=np.uint32).tolist())
+    assert {term_hash("zorblax"), term_hash("summit")} <= counted

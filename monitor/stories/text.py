@@ -178,7 +178,7 @@ def extract(title: str, body: str, language: str | None = None) -> TextFeatures:
         _WORD_CACHE.clear()
     cache = _WORD_CACHE.setdefault((lang, stem), {})
     special: list[tuple[str, str, bool]] = []   # (word, term, has digit) boosted words
-    tfs = Counter(body_toks + title_toks)
+    tfs = Counter(title_toks + body_toks)
     for low, tf in tfs.items():
         info = cache.get(low, _UNKNOWN)
         if info is _UNKNOWN:
