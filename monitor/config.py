@@ -591,6 +591,14 @@ def _check_semantics(s: Settings, doc: YamlDoc) -> list[Problem]:
     out: list[Problem] = []
     if s.poll.min_interval > s.poll.max_interval:
         out.append(doc.problem(("poll", "min_interval"), "must not exceed poll.max_interval"))
+    # An article's seen keys must outlive both its feed's entry (still listed, young
+    # enough to be read) and its story: forgotten sooner, it comes back as new.
+    floor = max(s.poll.max_article_age, s.stories.window)
+    if s.alerts.seen_ttl < floor:
+        out.append(doc.problem(("alerts", "seen_ttl"),
+                               f"must be at least poll.max_article_age and stories.window "
+                               f"({floor}): articles still in their feeds would come back "
+                               f"as new"))
     url = s.store.url.get_secret_value()
     if url and url != "redis" and not url.startswith(("sqlite:", *URL_PREFIXES)):
         out.append(doc.problem(("store", "url"),

@@ -62,6 +62,15 @@ def test_a_join_threshold_outside_0_1_is_refused(tmp_path: Path, value: str) -> 
         load_settings(p, env={})
 
 
+@pytest.mark.parametrize("text", ["alerts:\n  seen_ttl: 1d\n",
+                                  "alerts:\n  seen_ttl: 5d\npoll:\n  max_article_age: 7d\n"])
+def test_seen_keys_kept_shorter_than_an_article_lives_are_refused(tmp_path: Path,
+                                                                  text: str) -> None:
+    with pytest.raises(ConfigError, match=r"alerts\.seen_ttl"):
+        load_settings(write(tmp_path, text), env={})
+    load_settings(write(tmp_path, "alerts:\n  seen_ttl: 3d\n"), env={})   # the window: fine
+
+
 def test_a_sink_url_redis_cannot_open_is_refused_by_check(tmp_path: Path) -> None:
     # Anything but redis://, rediss://, unix:// and redis+sentinel:// would pass `check`
     # and then stop the daemon at start.
