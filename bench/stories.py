@@ -45,7 +45,9 @@ def _word(rng: random.Random) -> str:
 
 def make_articles(n: int, seed: int = 1) -> list[Article]:
     rng = random.Random(seed)
-    vocab = list({_word(rng) for _ in range(40_000)})[:30_000]
+    # dict, not set: its order is the draw order, not the process's string-hash seed, so
+    # two runs (an A/B in two processes) place the very same articles
+    vocab = list(dict.fromkeys(_word(rng) for _ in range(40_000)))[:30_000]
     cum = []
     total = 0.0
     for i in range(len(vocab)):
