@@ -274,6 +274,25 @@ def test_an_item_with_an_impossible_port_does_not_cost_the_feed() -> None:
     assert parsed.articles[1].url == "http://news.example:80800/b"
 
 
+@pytest.mark.parametrize("links", [
+    ["https://live.example.org/ukraine-live#post-0", "https://live.example.org/ukraine-live#post-1",
+     "https://live.example.org/ukraine-live#post-2"],   # a live blog's posts
+    ["https://www.example.com/"] * 3,                   # every item links to the home page
+])
+def test_entries_sharing_one_page_link_are_told_apart_by_guid_and_text(
+        links: list[str]) -> None:
+    items = "".join(f"<item><title>Post {i}: talks on day {i}</title><link>{link}</link>"
+                    f"<description>Update number {i} from the negotiations, with new names."
+                    f"</description></item>" for i, link in enumerate(links))
+    parsed = _parse(_rss(items))
+    keys = [set(a.seen_keys) for a in parsed.articles]
+    assert len(keys) == 3 and not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+    assert not any(k.startswith("u:") for ks in keys for k in ks)
+    # one entry per link, as in most feeds: the URL stays a key (the same page in two feeds)
+    single = _parse(_rss(f"<item><title>Post</title><link>{links[0]}</link></item>"))
+    assert any(k.startswith("u:") for k in single.articles[0].seen_keys)
+
+
 def test_ttl_hub_and_content() -> None:
     channel = ('<ttl>30</ttl><atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="hub" '
                'href="https://pubsubhubbub.example.com/"/>')

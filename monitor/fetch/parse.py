@@ -29,7 +29,8 @@ import hashlib
 import io
 import re
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -287,9 +288,26 @@ def _stale(entry: Mapping[str, Any], oldest: datetime | None) -> datetime | None
     return None
 
 
+def _link_base(entry: Mapping[str, Any]) -> str:
+    """The entry's link as written, without its fragment: cheap, for counting repeats."""
+    return _str(entry.get("link")).strip().partition("#")[0]
+
+
+def _shared_links(entries: Sequence[Any]) -> frozenset[str]:
+    """Links (fragment aside) that more than one entry of the feed points to.
+
+    Such a link names a page, not an article: a live blog's posts (``…/live#post-3``),
+    a feed whose items all link to the home page. As a seen-key it would make every
+    entry after the first a repeat of it, so those entries are told apart by their
+    GUID and text instead.
+    """
+    counts = Counter(_link_base(e) for e in entries if isinstance(e, Mapping))
+    return frozenset(link for link, n in counts.items() if n > 1 and link)
+
+
 def _article(
     entry: Mapping[str, Any], feed: FeedSpec, base: str | None, outlet: str,
-    feed_lang: str | None,
+    feed_lang: str | None, shared_links: frozenset[str] = frozenset(),
 ) -> Article | None:
     title = _field_text(entry, "title", TITLE_CHARS)
     summary = _field_text(entry, "summary", SUMMARY_CHARS)
@@ -303,7 +321,9 @@ def _article(
     if link is None and guid:
         link = _http_url(guid, None)
     canonical = canonical_url(link) if link else None
-    keys = identity_keys(feed_url=feed.url, guid=guid, canonical=canonical,
+    page_link = bool(shared_links) and _link_base(entry) in shared_links
+    keys = identity_keys(feed_url=feed.url, guid=guid,
+                         canonical=None if page_link else canonical,
                          title=title, summary=summary or content)
     if not keys:
         keys = (_fallback_key(feed.url, title, summary, content),)
@@ -430,13 +450,14 @@ def _parse(
     outlet = feed.outlet or title or feed.title or _host(link or feed.url) or feed.url
     articles: list[Article] = []
     stale: list[datetime] = []
+    shared_links = _shared_links(entries)
     for entry in entries:
         if isinstance(entry, Mapping):
             date = _stale(entry, oldest)
             if date is not None:
                 stale.append(date)
                 continue
-            art = _article(entry, feed, base, outlet, feed_lang)
+            art = _article(entry, feed, base, outlet, feed_lang, shared_links)
             if art is not None:
                 articles.append(art)
     warning = None
