@@ -379,7 +379,11 @@ class Ingestor:
             if not where.held:
                 alert_id = alert.id
                 outbox = self._outbox(alert, where, now)
-            story = mark_alerted(story, now)
+            # A story.new a throttle held back leaves the story unannounced: its next report,
+            # once a rule has room, is its story.new. Marked, the story would surface later
+            # as a story.updated nobody had seen the start of.
+            if not where.held or event != "story.new":
+                story = mark_alerted(story, now)
         member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
                              features=placement.features)
         commit = ArticleCommit(tuple(keys), story, member, tuple(outbox), now,

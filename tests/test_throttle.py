@@ -92,9 +92,10 @@ rules:
         assert any("throttle of rule(s) noisy is full" in line for line in lines)
         queued = await store.outbox_due("webhook:desk", T0 + timedelta(days=1), 100)
         assert [i.alert_id for i in queued] == [o.alert_id for o in outcomes[:2]]
-        # a dropped story is still marked alerted: it never comes back as story.new
+        # a story whose story.new was dropped stays unannounced (no story.updated for it
+        # later, with no story.new before it)
         story = await store.get_story(outcomes[2].story_id or "")
-        assert story is not None and story.alerted
+        assert story is not None and not story.alerted
         # another rule is not affected
         at = T0 + 5 * minute
         (calm,) = await ing.ingest([article(10, "Ceasefire talks", at)], at)
@@ -106,6 +107,10 @@ rules:
         at = T0 + timedelta(hours=1, seconds=30)
         (again,) = await ing.ingest([article(21, "Drone strike", at)], at)
         assert again.alert is None and again.throttled == ("noisy",)
+        # the dropped story's next report, once there is room, is its story.new
+        at = T0 + timedelta(hours=1, minutes=3)
+        (second,) = await ing.ingest([article(2, "Drone attack", at, outlet="Other")], at)
+        assert (second.story_id, second.alert) == (outcomes[2].story_id, "story.new")
     finally:
         logger.remove(log_id)
         await store.close()

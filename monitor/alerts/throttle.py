@@ -6,9 +6,11 @@ A sliding window per rule: an alert passes a throttled rule when fewer than
 What happens to the excess: **dropped, with a log line and a count** (exposed
 as ``dropped`` per rule for the metrics), not queued for later. A throttle is
 an analyst saying "this rule is noisy, I want at most N of these"; holding the
-excess back would only deliver the flood later. The story is still marked as
-alerted, so it does not come back as ``story.new`` when the window frees up;
-its next ``story.updated`` goes out if the rule has room by then.
+excess back would only deliver the flood later. A dropped ``story.new`` leaves its
+story unannounced: nothing more comes of it unless the story grows, and then its
+next report, if a rule has room by then, goes out as its ``story.new`` (never as a
+``story.updated`` of a story the reader never saw start). A dropped
+``story.updated`` is simply dropped; the next change of the story goes out as usual.
 
 An alert carries every rule that matched its story; it is held back only when
 *every* one of its rules is throttled and out of room. Otherwise it goes to the
