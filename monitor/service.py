@@ -519,6 +519,8 @@ class Service:
             max_interval=p.max_interval.total_seconds(),
             default_interval=max(p.min_interval, min(p.interval, p.max_interval)).total_seconds(),
             backoff_cap=max(p.max_backoff, p.min_interval).total_seconds(),
+            # a server's Retry-After is honoured up to the operator's own longest wait
+            max_retry_after=max(p.max_backoff, p.min_interval).total_seconds(),
             failing_after=p.failing_after,
         )
 

@@ -80,3 +80,24 @@ async def test_feeds_lists_items_per_day_after_a_poll(tmp_path: Path) -> None:
     assert f"last ok {row['last_success'][:16].replace('T', ' ')}" in text.stdout
     assert row["interval_s"] and f"every {_span(row['interval_s']):>4}" in text.stdout
     assert [_span(n) for n in (90, 900, 7200, 21600)] == ["90s", "15m", "2h", "6h"]
+
+
+@pytest.mark.anyio
+async def test_a_retry_after_beyond_max_backoff_waits_max_backoff(tmp_path: Path) -> None:
+    # a CDN's "Retry-After: 999999999" had muted the feed for a week whatever the
+    # operator's poll.max_backoff said
+    with FeedServer() as srv:
+        srv.set("/feed.xml", b"busy", status=503, headers={"Retry-After": "999999999"})
+        cfg = setup_dir(tmp_path, f"- url: {srv.url('/feed.xml')}\n")
+        cfg.write_text(cfg.read_text().replace("poll:\n", "poll:\n  max_backoff: 30m\n"))
+        svc = Service(load_settings(cfg, env={}, search=False))
+        await svc.start()
+        try:
+            before = datetime.now(UTC)
+            await svc.run_once()
+        finally:
+            await svc.close()
+    res = cli("feeds", "--json", "--config", str(cfg), cwd=tmp_path)
+    row = json.loads(res.stdout.splitlines()[0])
+    wait = datetime.fromisoformat(row["next_check"]) - before
+    assert timedelta(minutes=29) < wait <= timedelta(minutes=30) * 1.11   # + up to 10 % jitter

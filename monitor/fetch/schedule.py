@@ -16,7 +16,8 @@ Order of operations (Miniflux's ``ScheduleNextCheck`` plus what it lacks):
 4. **Back off on errors**: after ``n`` consecutive failures wait
    ``min_interval * backoff_base ** n`` capped at ``backoff_cap``, but never
    less than the base interval (errors must not make us poll *more* often).
-5. **Retry-After** (429/503) is honoured up to ``max_retry_after``.
+5. **Retry-After** (429/503) is honoured up to ``max_retry_after`` (the service sets it to
+   ``poll.max_backoff``).
 6. **Jitter** upward only, by up to ``jitter`` of the delay: feeds added together
    drift apart, and no server wish or clamp is undercut.
 
