@@ -173,18 +173,20 @@ def check(ctx: click.Context, show: bool) -> None:
     """
     from monitor.alerts.build import build_sinks
     from monitor.config import describe, prepare_state_dir
-    from monitor.match.rules import load_rules
+    from monitor.match.rules import NO_ACTIVE_RULES, load_rules
     from monitor.service import load_feeds
 
     problems: list[str] = []
     settings = _settings(ctx)
     n_feeds = n_rules = 0
+    idle = False
     try:
         n_feeds = len(load_feeds(settings))
     except ConfigError as e:
         problems.append(str(e))
     try:
-        n_rules = len(load_rules(settings.rules.paths))
+        rule_set = load_rules(settings.rules.paths)
+        n_rules, idle = len(rule_set), not rule_set.active
     except RuleError as e:
         problems.append(str(e))
     try:
@@ -202,6 +204,8 @@ def check(ctx: click.Context, show: bool) -> None:
     if problems:
         click.echo("error: " + "\n".join(problems), err=True)
         ctx.exit(EXIT_SETUP)
+    if idle:
+        click.echo(f"warning: {NO_ACTIVE_RULES}", err=True)
     click.echo(f"ok: config {settings.source}, {n_feeds} feeds, {n_rules} rules")
 
 

@@ -54,7 +54,7 @@ from monitor.fetch.parse import ParsedFeed, parse_feed
 from monitor.fetch.push import PushConfig, PushReceiver, SubscriptionBook, migrate_file
 from monitor.ingest import Ingestor, Outcome, Tuning
 from monitor.lockfile import InstanceLock
-from monitor.match.rules import RuleSet, load_rules
+from monitor.match.rules import NO_ACTIVE_RULES, RuleSet, load_rules
 from monitor.metrics import Metrics, MetricsServer
 from monitor.models import Article, FeedSpec, FeedState, utcnow
 from monitor.notify import Notifier
@@ -125,6 +125,13 @@ def _settle_runtime() -> None:
 def load_feeds(settings: Settings) -> dict[str, FeedSpec]:
     """Every listed feed, first listing wins; raises ConfigError naming the file."""
     return {spec.url: spec for spec in load_feed_lists(settings.feeds.files)}
+
+
+def _warn_if_idle(rules: RuleSet) -> None:
+    """Said at start and on every reload: an empty or all-disabled rule set (an editor's
+    truncated file, a wrong ``rules.paths``) is valid, and would otherwise pass unnoticed."""
+    if not rules.active:
+        logger.warning(NO_ACTIVE_RULES)
 
 
 def _rule_files_signature(paths: list[Path]) -> tuple[tuple[str, float, int], ...]:
@@ -220,6 +227,7 @@ class Service:
                     len(self.feeds), len(self.rules), redact_url(st.store_url() or
                                                                    str(st.state_dir / "state.db")),
                     ", ".join(sinks) or "none")
+        _warn_if_idle(self.rules)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         """Parser processes: feedparser is CPU-bound and must not block the event loop.
@@ -600,6 +608,7 @@ class Service:
         self.rules = self.ingestor.rules = rules
         self.rules_sig = sig
         logger.info("rules reloaded: {} rules", len(rules))
+        _warn_if_idle(rules)
         return True
 
     async def watch_rules(self) -> None:

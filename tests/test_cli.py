@@ -112,6 +112,24 @@ def test_check_tries_the_state_dir_but_leaves_nothing_behind(tmp_path: Path) -> 
     assert list((tmp_path / "kept").iterdir()) == []
 
 
+def test_no_enabled_rule_is_said_by_check_and_by_the_daemon(tmp_path: Path) -> None:
+    # valid, but nothing would ever alert: an emptied rules file, a wrong rules.paths
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "off.yaml").write_text(
+        "rules:\n  - id: off\n    query: ceasefire\n    enabled: false\n")
+    cfg = write_setup(tmp_path)
+    cfg.write_text(cfg.read_text().replace(str(ROOT / "rules"), str(tmp_path / "rules")))
+    res = cli("check", "--config", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "no enabled rules" in res.stderr and "1 rules" in res.stdout
+    with FeedServer() as srv:
+        cfg = one_empty_feed(tmp_path, srv)
+        cfg.write_text(cfg.read_text().replace(str(ROOT / "rules"), str(tmp_path / "rules")))
+        once = cli("once", "--config", str(cfg), cwd=tmp_path)
+    assert once.returncode == 0, once.stderr
+    assert "no enabled rules" in once.stderr
+
+
 def one_empty_feed(tmp_path: Path, srv: FeedServer) -> Path:
     """A config polling one empty feed on ``srv``, alerts nowhere: a ``once`` that succeeds."""
     srv.set("/f.xml", rss([]))

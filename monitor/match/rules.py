@@ -46,6 +46,8 @@ RULE_KEYS = frozenset({
 })
 FILE_KEYS = frozenset({"rules", "terms", "default_operator"})
 SNIPPET_CHARS = 200
+# Said by `check`, at start and on every reload: valid, but most likely not meant.
+NO_ACTIVE_RULES = "no enabled rules (rules.paths empty, or every rule disabled): nothing will alert"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 _TERM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d|w)")
