@@ -634,12 +634,30 @@ def _check_semantics(s: Settings, doc: YamlDoc) -> list[Problem]:
     return out
 
 
+def _not_appendable(path: Path) -> str | None:
+    """Why lines could not be appended to ``path`` (None: they can).
+
+    The alert and dead-letter files may live outside ``state_dir``; a folder there or a
+    read-only mount would otherwise show only at the first delivery, as retries.
+    """
+    if path.is_dir():
+        return f"{path} is a folder"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else f"cannot write to {path}"
+    # the sinks create missing folders: the nearest one that exists decides
+    folder = next(p for p in path.parents if p.exists())
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    return None if os.access(folder, os.W_OK) else f"cannot write in {folder}"
+
+
 def prepare_state_dir(settings: Settings, *, keep: bool = True) -> None:
     """Create ``state_dir`` and try a file in it; ConfigError naming the folder and the reason.
 
     The store, the lock, the JSONL and dead-letter files all live there, and each would
-    otherwise fail on its own with a bare OSError. ``keep=False`` (for ``check``) removes
-    the folders it had to create, so a check leaves nothing behind.
+    otherwise fail on its own with a bare OSError; the two files may be elsewhere, so
+    they are checked too. ``keep=False`` (for ``check``) removes the folders it had to
+    create, so a check leaves nothing behind.
     """
     path = settings.state_dir
     created = [p for p in (path, *path.parents) if not p.exists()]
@@ -655,6 +673,14 @@ def prepare_state_dir(settings: Settings, *, keep: bool = True) -> None:
         except OSError as e:
             raise ConfigError([locator(settings)(
                 ("state_dir",), f"cannot write in {path}: {e.strerror or e}")]) from None
+        files: list[tuple[tuple[str, ...], Path]] = [(("sinks", "dead_letter"),
+                                                     settings.sinks.dead_letter)]
+        if settings.sinks.jsonl.enabled:
+            files.insert(0, (("sinks", "jsonl", "path"), settings.sinks.jsonl.path))
+        problems = [locator(settings)(key, why) for key, file in files
+                    if (why := _not_appendable(file)) is not None]
+        if problems:
+            raise ConfigError(problems)
     finally:
         if not keep:
             for folder in created:  # deepest first

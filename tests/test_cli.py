@@ -130,6 +130,23 @@ def test_no_enabled_rule_is_said_by_check_and_by_the_daemon(tmp_path: Path) -> N
     assert "no enabled rules" in once.stderr
 
 
+def test_an_alert_file_that_cannot_be_appended_to_is_a_setup_error(tmp_path: Path) -> None:
+    # outside state_dir it was found only at the first delivery, as endless retries
+    (tmp_path / "out").mkdir()
+    (tmp_path / "a-file").write_text("")
+    cfg = write_setup(tmp_path, f"sinks:\n  jsonl:\n    path: {tmp_path / 'out'}\n"
+                                f"  dead_letter: {tmp_path / 'a-file' / 'x' / 'dead.jsonl'}\n")
+    for command in ("check", "once"):
+        res = cli(command, "--config", str(cfg), cwd=tmp_path)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert f"sinks.jsonl.path: {tmp_path / 'out'} is a folder" in res.stderr
+        assert f"sinks.dead_letter: {tmp_path / 'a-file'} is not a folder" in res.stderr
+    # a folder the sink would create is fine
+    cfg.write_text(cfg.read_text().replace(str(tmp_path / "out"), str(tmp_path / "new" / "a.jsonl"))
+                   .replace(str(tmp_path / "a-file" / "x"), str(tmp_path / "new")))
+    assert cli("check", "--config", str(cfg), cwd=tmp_path).returncode == 0
+
+
 def one_empty_feed(tmp_path: Path, srv: FeedServer) -> Path:
     """A config polling one empty feed on ``srv``, alerts nowhere: a ``once`` that succeeds."""
     srv.set("/f.xml", rss([]))
