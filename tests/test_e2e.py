@@ -91,8 +91,8 @@ class Daemon:
 
     def start(self) -> None:
         self.log = open(self.log_path, "ab")  # noqa: SIM115
-        # its own process group, so kill() also reaches the parser pool's forkserver,
-        # which a SIGKILLed daemon leaves behind
+        # its own process group, so kill() also reaches the parser pool at once (a
+        # SIGKILLed daemon's pool exits by itself, monitor/orphans.py, within moments)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "monitor", "--config", str(self.config), "run"],
             stdout=subprocess.DEVNULL, stderr=self.log, env=self.env, cwd=self.config.parent,
