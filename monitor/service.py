@@ -39,6 +39,7 @@ from urllib.parse import urljoin
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from loguru import logger
 
+from monitor import orphans
 from monitor.alerts.build import build_sinks, warn_unknown_channels
 from monitor.alerts.deadletter import DeadLetters
 from monitor.alerts.delivery import Deliverer, DeliveryStats
@@ -240,7 +241,8 @@ class Service:
         workers = self.settings.poll.parse_workers or (os.cpu_count() or 1)
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload([parse_feed.__module__, "feedparser"])
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                   initializer=orphans.exit_with, initargs=(os.getpid(),))
 
     async def health(self) -> tuple[bool, dict[str, object]]:
         """Ready when the store answers and the scheduler runs (or we are in ``once`` mode)."""
