@@ -6,10 +6,18 @@ Retries back off exponentially from ``retry_min`` to ``retry_max``; a
 receiver's ``Retry-After`` (:class:`~monitor.alerts.failures.SinkBusy`) pushes
 the next attempt later still.
 
+A sink gets its alerts in the order they were queued (a story's ``story.new``
+before its updates): the store hands out only the head of a sink's queue
+(``Store.outbox_due``), so while the oldest alert waits for its retry the later
+ones wait behind it, and the retry goes first. The retry time is in the store, so a
+restarted daemon keeps to it too. A pass stops at a sink's first failure.
+
 A receiver that *refuses* an alert (:class:`~monitor.alerts.failures.SinkRejected`,
 e.g. HTTP 401 or 422) is retried like the rest, logged at ERROR level, and
-after ``give_up_after`` attempts the alert moves to the dead-letter file (when
-one is configured; without one it is retried forever, never dropped).
+after ``give_up_after`` attempts the alert moves to the dead-letter file, so one
+alert a receiver will never take holds its sink back for those attempts only. (Without
+a dead-letter file, or while it cannot be written, the alert is retried forever,
+never dropped, and its sink waits with it; the daemon always configures one.)
 
 A batch sink (:class:`~monitor.alerts.sinks.BatchSink`, e.g. JSONL) takes all of
 a pass's due items in one call (one write, one fsync), and they are acknowledged
