@@ -10,7 +10,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from monitor.errors import StoreError
+from monitor.errors import LeaseHeld, StoreError
 from monitor.models import FeedState, Story, StoryArticle
 from monitor.store import ArticleCommit, OutboxItem, Store, StoryMember
 from monitor.store.redis import RedisStore
@@ -549,7 +549,7 @@ async def test_exclusive_admits_one_holder_at_a_time(open_store: OpenStore) -> N
 async def test_exclusive_gives_up_naming_the_lease(open_store: OpenStore) -> None:
     first, second = await open_store(), await open_store()
     async with first.exclusive("stories", 30):
-        with pytest.raises(StoreError, match="lease 'stories'"):
+        with pytest.raises(LeaseHeld, match="lease 'stories'"):
             async with second.exclusive("stories", 30, wait_seconds=0.05):
                 pass  # pragma: no cover
         async with second.exclusive("other-name", 30, wait_seconds=0):

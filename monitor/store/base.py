@@ -192,7 +192,7 @@ class Store(Protocol):
         """``async with``: hold the lease ``name`` against every instance of this store.
 
         A holder that dies frees it after ``ttl_seconds``; a waiter gives up with
-        StoreError naming the lease after ``wait_seconds``. Not reentrant.
+        LeaseHeld (a StoreError) naming the lease after ``wait_seconds``. Not reentrant.
         """
 
     # -- outbox ------------------------------------------------------------

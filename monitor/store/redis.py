@@ -64,7 +64,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.errors import StoreError
+from monitor.errors import LeaseHeld, StoreError
 from monitor.models import FeedState, Story, StoryMember
 from monitor.redis_url import connect
 from monitor.store import redis_scripts as lua
@@ -509,7 +509,7 @@ class RedisStore:
         """Hold the lease ``name`` across instances; see the module docstring.
 
         Tries ``SET NX PX`` with a fresh random token, sleeping a few milliseconds
-        (doubling, jittered) between tries, and raises ``StoreError`` naming the lease
+        (doubling, jittered) between tries, and raises ``LeaseHeld`` naming the lease
         after ``wait_seconds``. Not reentrant. Commits inside are fenced by the token.
         """
         key = self.keys.lock(name)
@@ -524,7 +524,7 @@ class RedisStore:
                     break
             left = deadline - loop.time()
             if left <= 0:
-                raise StoreError(
+                raise LeaseHeld(
                     f"Redis store {redact_url(self.url)}: lease {name!r} ({key}) still held by"
                     f" another instance after waiting {wait_seconds:g} s")
             await asyncio.sleep(min(left, delay * random.uniform(0.5, 1.0)))

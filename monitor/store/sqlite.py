@@ -52,7 +52,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from monitor.errors import StoreError
+from monitor.errors import LeaseHeld, StoreError
 from monitor.models import FeedState, Story, StoryMember
 from monitor.store.base import ArticleCommit, OutboxItem, due_head
 from monitor.store.serde import (
@@ -662,14 +662,14 @@ class SQLiteStore:
     ) -> AsyncIterator[None]:
         """A process-local lease (see the module docstring); ``ttl_seconds`` has no use here.
 
-        Not reentrant. Raises StoreError naming the lease after ``wait_seconds``.
+        Not reentrant. Raises LeaseHeld naming the lease after ``wait_seconds``.
         """
         lock = _LEASES.setdefault((str(self.path.resolve()), name), asyncio.Lock())
         try:
             async with asyncio.timeout(max(0.0, wait_seconds)):
                 await lock.acquire()
         except TimeoutError:
-            raise StoreError(
+            raise LeaseHeld(
                 f"SQLite state {self.path}: lease {name!r} still held after waiting"
                 f" {wait_seconds:g} s") from None
         try:
