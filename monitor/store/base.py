@@ -32,7 +32,10 @@ then ``alert_id``; the Ingestor stamps ``created_at`` in commit order, a story's
 updates after its ``story.new``). ``outbox_due`` hands out only the head of a queue:
 an alert waiting for its retry holds back every alert queued after it, so a sink
 that failed for a while still gets its alerts in order, and since the retry time is
-in the store this holds after a restart and for every instance alike.
+in the store this holds after a restart and for every instance alike. On a shared
+store the deliverer also holds ``exclusive("outbox:<sink>")`` for each pass over a
+sink, so one instance at a time reads and sends that sink's head: an alert goes to
+a sink once, in order, whichever instance sends it.
 """
 
 from __future__ import annotations
