@@ -11,6 +11,7 @@ so callers handle *our* vocabulary and every message names the thing at fault::
     │   ├── FetchError     transport, HTTP status, deadline, size cap, redirects
     │   └── ParseError     the bytes were not a feed feedparser could read
     ├── StoreError         the state back end did not answer or refused a write
+    │   └── LeaseHeld      another instance holds a lease (``Store.exclusive``): not a fault
     └── SinkError          a sink did not take an alert; it stays in the outbox
 """
 
@@ -109,6 +110,14 @@ class ParseError(FeedError):
 
 class StoreError(MonitorError):
     pass
+
+
+class LeaseHeld(StoreError):
+    """The lease asked for stays with another holder past the wait: the store is fine.
+
+    A StoreError still (a caller that cannot go on without the lease fails as before), but
+    one that only wanted a turn if it was free, as delivery to a sink does, skips it.
+    """
 
 
 class SinkError(MonitorError):

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -42,7 +42,7 @@ from loguru import logger
 from monitor import orphans
 from monitor.alerts.build import build_sinks, warn_unknown_channels
 from monitor.alerts.deadletter import DeadLetters
-from monitor.alerts.delivery import Deliverer, DeliveryStats
+from monitor.alerts.delivery import LEASE, Deliverer, DeliveryStats
 from monitor.alerts.payload import operator_event
 from monitor.alerts.sinks import Sink
 from monitor.alerts.throttle import RuleThrottle
@@ -121,6 +121,18 @@ def _settle_runtime() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL)
     gc.collect()
     gc.freeze()
+
+
+def delivery_lease(settings: Settings) -> timedelta:
+    """How long one delivery pass over a sink may hold that sink against other instances.
+
+    A pass starts no send after a third of it and cuts one off at two thirds
+    (``monitor.alerts.delivery``), so it must leave a slow receiver room for its own
+    ``timeout``: a minute, or six times the longest webhook or Apprise timeout.
+    """
+    timeouts = [w.timeout for w in settings.sinks.webhooks]
+    timeouts += [a.timeout for a in settings.sinks.apprise]
+    return max([LEASE, *(6 * t for t in timeouts)])
 
 
 def load_feeds(settings: Settings) -> dict[str, FeedSpec]:
@@ -219,7 +231,8 @@ class Service:
                                    retry_max=st.sinks.retry_max,
                                    on_result=self.metrics.delivery,
                                    dead_letters=DeadLetters(st.sinks.dead_letter),
-                                   give_up_after=st.sinks.give_up_after)
+                                   give_up_after=st.sinks.give_up_after,
+                                   lease=delivery_lease(st))
         self.metrics.feeds.set(len(self.feeds))
         self.fetcher = Fetcher(self._fetch_limits())
         self.pool = self._new_pool()

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,8 +21,9 @@ from monitor.alerts.sinks import JsonlSink, RedisSink
 from monitor.errors import SinkError
 from monitor.models import RuleHit, Story, StoryArticle
 from monitor.store.base import OutboxItem
+from monitor.store.redis import RedisStore
 from monitor.store.sqlite import SQLiteStore
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -274,13 +275,106 @@ async def test_outbox_keeps_alerts_until_the_sink_takes_them(tmp_path: Path) -> 
         stats = await d.deliver_due(T0)
         assert (stats.sent, stats.failed, sink.got) == (0, 1, [])
         assert (await store.outbox_depth())["flaky"] == 2
-        await d.deliver_due(T0 + timedelta(seconds=5))  # a_1 waits for its retry time
-        assert sink.got == ["a_2"]
+        await d.deliver_due(T0 + timedelta(seconds=5))  # a_1 waits for its retry time ...
+        assert sink.got == []                            # ... and a_2 waits behind it
         await d.deliver_due(T0 + timedelta(seconds=11))
-        assert sink.got == ["a_2", "a_1"]
+        assert sink.got == ["a_1", "a_2"]
         assert (await store.outbox_depth()).get("flaky", 0) == 0
     finally:
         await store.close()
+
+
+def story_alerts(sink: str, first: int, count: int) -> list[OutboxItem]:
+    """Alerts as the Ingestor queues them for three stories reported in turn: each story's
+    ``story.new`` first, then its updates, stamped a microsecond apart in commit order."""
+    out = []
+    for n in range(first, first + count):
+        story_id, event = f"s{n % 3}", "story.new" if n < 3 else "story.updated"
+        payload = json.dumps({"id": f"a_{n:02d}", "event": event, "story": {"id": story_id}})
+        out.append(OutboxItem(alert_id=f"a_{n:02d}", sink=sink, payload=payload,
+                              created_at=T0 + timedelta(microseconds=n)))
+    return out
+
+
+def in_order(ids: list[str], count: int) -> None:
+    assert ids == [f"a_{n:02d}" for n in range(count)], ids
+
+
+@pytest.mark.anyio
+async def test_a_jsonl_sink_back_from_a_failure_gets_its_alerts_in_order_after_a_restart(
+        tmp_path: Path) -> None:
+    # The chaos test: the JSONL file's disk refused writes for a while. The alerts queued
+    # after the failed batch must not be written before it, not even by a restarted daemon
+    # that no longer remembers the failure.
+    blocker = tmp_path / "state"
+    blocker.write_text("not a directory")   # the file cannot be created: a failing disk
+    out = blocker / "alerts.jsonl"
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        await store.outbox_put(story_alerts("jsonl", 0, 6))
+        d = Deliverer(store, {"jsonl": JsonlSink(out)}, retry_min=timedelta(seconds=10),
+                      retry_max=timedelta(minutes=1), batch=2)
+        assert (await d.deliver_due(T0 + timedelta(seconds=1))).failed == 1  # a_00, a_01
+    finally:
+        await store.close()
+    blocker.unlink()  # the disk is back; the daemon restarts before the retry is due
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        d = Deliverer(store, {"jsonl": JsonlSink(out)}, retry_min=timedelta(seconds=10),
+                      retry_max=timedelta(minutes=1), batch=2)
+        assert (await d.deliver_due(T0 + timedelta(seconds=5))).sent == 0
+        assert not out.exists()
+        await store.outbox_put(story_alerts("jsonl", 6, 3))   # queued meanwhile
+        for n in range(11, 16):
+            await d.deliver_due(T0 + timedelta(seconds=n))
+        lines = [json.loads(x) for x in out.read_text().splitlines()]
+        in_order([x["id"] for x in lines], 9)
+        assert await store.outbox_depth() == {}
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def sink_server() -> Iterator[RedisServer]:
+    """The Redis sink's own server, which a test may stop and start (the store's stays)."""
+    server = RedisServer(persist=True)
+    try:
+        server.start()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    yield server
+    server.cleanup()
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_a_redis_sink_error_keeps_the_stream_in_queue_order(
+        redis_url: str, sink_server: RedisServer) -> None:
+    # One connection error on a story.new: its updates, due meanwhile, must not enter the
+    # stream before it.
+    sink = RedisSink(sink_server.url, channel="alerts", stream="alerts", maxlen=1000)
+    reader = aioredis.Redis.from_url(sink_server.url)
+    async with RedisStore(redis_url, prefix="nm-order") as store:
+        try:
+            await store.outbox_put(story_alerts("redis", 0, 3))
+            d = Deliverer(store, {"redis": sink}, retry_min=timedelta(seconds=10),
+                          retry_max=timedelta(minutes=1))
+            assert (await d.deliver_due(T0 + timedelta(seconds=1))).sent == 3
+            await store.outbox_put(story_alerts("redis", 3, 6))
+            sink_server.stop()
+            assert (await d.deliver_due(T0 + timedelta(seconds=2))).failed == 1   # on a_03
+            sink_server.start()
+            assert (await d.deliver_due(T0 + timedelta(seconds=5))).sent == 0
+            for n in range(12, 15):
+                await d.deliver_due(T0 + timedelta(seconds=n))
+            entries = await reader.xrange("alerts")
+            in_order([e[1][b"id"].decode() for e in entries], 9)
+            assert await store.outbox_depth() == {}
+        finally:
+            await d.aclose()
+            await reader.aclose()
 
 
 class RecordingStore(SQLiteStore):

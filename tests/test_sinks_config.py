@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from monitor.alerts.digest import DigestSink
 from monitor.alerts.webhook import WebhookSink
 from monitor.config import Settings, describe, load_settings
 from monitor.errors import ConfigError
+from monitor.service import delivery_lease
 
 
 def write_config(tmp_path: Path, sinks_yaml: str) -> Path:
@@ -106,3 +108,15 @@ def test_missing_secret_stops_the_start_naming_the_entry_not_the_secret(tmp_path
     assert "sinks.webhooks[1]" in text and "nope.secret" in text
     assert "sinks.webhooks[2]" in text and "NEWS_MONITOR_TEST_UNSET_VAR is not set" in text
     assert "sinks.webhooks[0]" not in text
+
+
+def test_the_delivery_lease_leaves_a_slow_receiver_its_timeout(tmp_path: Path) -> None:
+    # A pass cuts off a send at two thirds of its lease, and starts none after one third.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert delivery_lease(load(tmp_path / "a", "")) == timedelta(minutes=1)
+    slow = load(tmp_path / "b", """
+  webhooks: [{name: desk, url: 'http://127.0.0.1:9/d', timeout: 15s}]
+  apprise: [{name: team, urls: ['json://127.0.0.1:9/a'], timeout: 40s}]
+""")
+    assert delivery_lease(slow) == timedelta(minutes=4)

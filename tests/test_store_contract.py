@@ -10,7 +10,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from monitor.errors import StoreError
+from monitor.errors import LeaseHeld, StoreError
 from monitor.models import FeedState, Story, StoryArticle
 from monitor.store import ArticleCommit, OutboxItem, Store, StoryMember
 from monitor.store.redis import RedisStore
@@ -350,27 +350,28 @@ async def test_recent_members_oldest_first(store: Store) -> None:
 async def test_outbox_due_done_retry_depth(store: Store) -> None:
     await store.outbox_put([
         item("a2", created=2), item("a0", created=0), item("a1", created=1),
-        item("later", created=0, next_attempt=at(100)),
+        item("later", created=3, next_attempt=at(100)),
         item("j0", sink="jsonl"),
     ])
     assert await store.outbox_depth() == {"jsonl": 1, "redis": 4}
     due = await store.outbox_due("redis", at(10), 10)
-    assert [i.alert_id for i in due] == ["a0", "a1", "a2"]  # oldest first; "later" not yet
+    assert [i.alert_id for i in due] == ["a0", "a1", "a2"]  # queue order; "later" not yet
     assert due[0] == item("a0", created=0)
     assert [i.alert_id for i in await store.outbox_due("redis", at(10), 2)] == ["a0", "a1"]
     assert await store.outbox_due("nobody", at(10), 10) == []
 
     await store.outbox_done("redis", "a0")
     await store.outbox_retry("redis", "a1", at(50), "connection refused")
-    assert [i.alert_id for i in await store.outbox_due("redis", at(10), 10)] == ["a2"]
-    retried = [i for i in await store.outbox_due("redis", at(60), 10) if i.alert_id == "a1"]
-    assert retried == [item("a1", created=1, attempts=1, next_attempt=at(50),
-                            last_error="connection refused")]
+    assert await store.outbox_due("redis", at(10), 10) == []  # a2 waits behind a1
+    retried = await store.outbox_due("redis", at(60), 10)
+    assert [i.alert_id for i in retried] == ["a1", "a2"]
+    assert retried[0] == item("a1", created=1, attempts=1, next_attempt=at(50),
+                              last_error="connection refused")
     await store.outbox_retry("redis", "a1", at(70), "timeout")
-    again = [i for i in await store.outbox_due("redis", at(80), 10) if i.alert_id == "a1"]
-    assert (again[0].attempts, again[0].last_error) == (2, "timeout")
+    again = await store.outbox_due("redis", at(80), 10)
+    assert (again[0].alert_id, again[0].attempts, again[0].last_error) == ("a1", 2, "timeout")
     assert [i.alert_id for i in await store.outbox_due("redis", at(1000), 10)] == [
-        "a2", "a1", "later"
+        "a1", "a2", "later"
     ]
     assert await store.outbox_depth() == {"jsonl": 1, "redis": 3}
 
@@ -379,6 +380,41 @@ async def test_outbox_due_done_retry_depth(store: Store) -> None:
     assert await store.outbox_depth() == {"jsonl": 1, "redis": 3}
     await store.outbox_done("jsonl", "j0")
     assert await store.outbox_depth() == {"redis": 3}
+
+
+def ids(items: list[OutboxItem]) -> list[str]:
+    return [i.alert_id for i in items]
+
+
+async def test_an_alert_waiting_for_its_retry_holds_back_its_sink_for_every_instance(
+        open_store: OpenStore) -> None:
+    # story.new (a0) then its updates: a sink that failed on one must not get a later one
+    # first, neither from this instance nor after a restart or from another instance.
+    first = await open_store()
+    await first.outbox_put([item(f"a{i}", created=i) for i in range(4)]
+                           + [item("j0", sink="jsonl", created=0)])
+    await first.outbox_done("redis", "a0")
+    await first.outbox_retry("redis", "a1", at(30), "down")
+    assert await first.outbox_due("redis", at(29), 10) == []
+    other = await open_store()
+    assert await other.outbox_due("redis", at(29), 10) == []
+    assert ids(await other.outbox_due("jsonl", at(29), 10)) == ["j0"]  # not held back
+    assert ids(await other.outbox_due("redis", at(30), 10)) == ["a1", "a2", "a3"]
+    # A later item whose own retry is further off stops the head there.
+    await other.outbox_retry("redis", "a2", at(60), "down")
+    assert ids(await first.outbox_due("redis", at(40), 10)) == ["a1"]
+    assert ids(await first.outbox_due("redis", at(60), 10)) == ["a1", "a2", "a3"]
+
+
+async def test_outbox_order_is_created_at_then_alert_id_whenever_queued(store: Store) -> None:
+    await store.outbox_put([item("b", created=5), item("a", created=5), item("c", created=1)])
+    assert await commit(store, ["k"], "s1", at(0), [item("d", created=3)])
+    await store.save_story(story("s1", at(0)), [item("e", created=0.5)])
+    await store.outbox_put([item("f", created=4.999999)])
+    assert ids(await store.outbox_due("redis", at(10), 10)) == ["e", "c", "d", "f", "a", "b"]
+    # Not yet due at its creation time, the head holds the rest back too.
+    assert ids(await store.outbox_due("redis", at(0.4), 10)) == []
+    assert ids(await store.outbox_due("redis", at(3), 10)) == ["e", "c", "d"]
 
 
 async def test_outbox_done_many_removes_the_batch_and_only_it(store: Store) -> None:
@@ -513,7 +549,7 @@ async def test_exclusive_admits_one_holder_at_a_time(open_store: OpenStore) -> N
 async def test_exclusive_gives_up_naming_the_lease(open_store: OpenStore) -> None:
     first, second = await open_store(), await open_store()
     async with first.exclusive("stories", 30):
-        with pytest.raises(StoreError, match="lease 'stories'"):
+        with pytest.raises(LeaseHeld, match="lease 'stories'"):
             async with second.exclusive("stories", 30, wait_seconds=0.05):
                 pass  # pragma: no cover
         async with second.exclusive("other-name", 30, wait_seconds=0):

@@ -14,6 +14,7 @@ from monitor.models import FeedState, Story, StoryMember
 from monitor.store.base import ArticleCommit, OutboxItem
 from monitor.store.keys import Keys
 from monitor.store.redis import RedisStore
+from monitor.store.serde import to_micros
 from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
@@ -192,3 +193,26 @@ async def test_commit_articles_after_a_lost_lease_stops_at_the_fence(redis_url: 
                 with pytest.raises(StoreError, match=r"commit_articles: lease .* was lost"):
                     await slow.commit_articles([entry], stop_at_refusal=True)
         assert await fast.seen_any([["k"]]) == [False]
+
+
+async def test_queues_of_an_older_layout_get_their_order_back_on_open(redis_url: str) -> None:
+    # Before layout 2 a retried alert was scored by its retry time: behind the alerts
+    # queued after it. Opening the store puts it back in its place, once.
+    keys = Keys("p")
+    async with RedisStore(redis_url, prefix="p") as store:
+        await store.outbox_put([OutboxItem(alert_id=f"a{i}", sink="jsonl", payload="{}",
+                                           created_at=T0 + timedelta(seconds=i))
+                                for i in range(3)])
+        await store.outbox_retry("jsonl", "a0", T0 + timedelta(seconds=100), "down")
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        client.zadd(keys.outbox_queue("jsonl"), {"a0": to_micros(T0) + 100 * 10**6})
+        client.delete(keys.outbox_layout)
+        async with RedisStore(redis_url, prefix="p") as store:
+            assert await store.outbox_due("jsonl", T0 + timedelta(seconds=50), 10) == []
+            due = await store.outbox_due("jsonl", T0 + timedelta(seconds=100), 10)
+            assert [i.alert_id for i in due] == ["a0", "a1", "a2"]
+        assert client.zscore(keys.outbox_queue("jsonl"), "a0") == to_micros(T0)
+        assert client.get(keys.outbox_layout) == "2"
+    finally:
+        client.close()

@@ -126,7 +126,9 @@ async def test_sqlite_v1_file_keeps_its_members_in_the_change_feed(tmp_path: Pat
     path = tmp_path / "state.db"
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        conn.executescript(_MIGRATIONS[0])
+        first = _MIGRATIONS[0]
+        assert isinstance(first, str)
+        conn.executescript(first)
         conn.execute("PRAGMA user_version = 1")
         conn.executemany(
             "INSERT INTO members (story_id, article_key, seen_at, features) VALUES (?, ?, ?, ?)",
@@ -141,4 +143,4 @@ async def test_sqlite_v1_file_keeps_its_members_in_the_change_feed(tmp_path: Pat
         newer, _ = await store.members_after(cursor, 10)
         assert [m.article_key for m in newer] == ["k-c"]
         version = await store._run("t", lambda c: c.execute("PRAGMA user_version").fetchone())
-        assert version[0] == SCHEMA_VERSION == 2
+        assert version[0] == SCHEMA_VERSION == 3

@@ -11,7 +11,8 @@ import pytest
 
 from monitor.errors import StoreError
 from monitor.models import FeedState, Story
-from monitor.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from monitor.store.serde import dt_to_text, to_micros
+from monitor.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -168,3 +169,32 @@ async def test_a_failed_feed_state_batch_does_not_swallow_later_saves(tmp_path: 
         await store.save_feed_state(FeedState(url="https://a/feed", etag="kept"))
         st = await store.get_feed_state("https://a/feed")
         assert st is not None and st.etag == "kept"
+
+
+async def test_a_v2_file_reads_its_outbox_in_queue_order(tmp_path: Path) -> None:
+    # Version 2 kept a retried alert's place as its retry time: the alerts queued after it
+    # came first. The upgrade puts it back at the head, where it holds them back.
+    path = tmp_path / "state.db"
+    conn = raw(path)
+    try:
+        for step in _MIGRATIONS[:2]:
+            assert isinstance(step, str)
+            conn.executescript(step)
+        conn.execute("PRAGMA user_version = 2")
+        retry = T0 + timedelta(seconds=100)
+        conn.executemany(
+            "INSERT INTO outbox (sink, alert_id, due, payload, created_at, attempts,"
+            " next_attempt, last_error) VALUES (?, ?, ?, '{}', ?, ?, ?, ?)",
+            [("jsonl", "a-new", to_micros(retry), dt_to_text(T0), 1, dt_to_text(retry), "x"),
+             ("jsonl", "a-upd", to_micros(T0) + 1, dt_to_text(T0 + timedelta(microseconds=1)),
+              0, None, None),
+             ("jsonl", "a-upd2", to_micros(T0) + 10**6, dt_to_text(T0 + timedelta(seconds=1)),
+              0, None, None)],
+        )
+    finally:
+        conn.close()
+    async with SQLiteStore(path) as store:
+        assert await store.outbox_due("jsonl", T0 + timedelta(seconds=50), 10) == []
+        due = await store.outbox_due("jsonl", T0 + timedelta(seconds=100), 10)
+        assert [i.alert_id for i in due] == ["a-new", "a-upd", "a-upd2"]
+        assert (due[0].attempts, due[0].created_at) == (1, T0)

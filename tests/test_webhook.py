@@ -201,6 +201,26 @@ async def test_refused_alert_goes_to_the_dead_letter_file_after_n_attempts(
 
 
 @pytest.mark.anyio
+async def test_a_refused_alert_holds_back_the_later_ones_until_it_is_dead_lettered(
+        rx: HttpSink, store: SQLiteStore, tmp_path: Path) -> None:
+    # The receiver refuses the oldest alert: the later ones wait behind it (never ahead of
+    # it), and once it is in the dead-letter file they go out, in their order.
+    rx.script("/hook", 422, 422, 422, 200)
+    sink = WebhookSink("desk", rx.url("/hook"))
+    dead = DeadLetters(tmp_path / "dead.jsonl")
+    d = Deliverer(store, {sink.name: sink}, retry_min=timedelta(seconds=1),
+                  retry_max=timedelta(seconds=1), dead_letters=dead, give_up_after=3)
+    await store.outbox_put([item("a_1"), item("a_2"), item("a_3")])
+    for n in range(4):
+        await d.deliver_due(T0 + timedelta(seconds=2 * n))
+    await d.aclose()
+    got = [r.headers["x-news-monitor-alert-id"] for r in rx.received("/hook")]
+    assert got == ["a_1", "a_1", "a_1", "a_2", "a_3"]
+    assert [r["alert_id"] for r in dead.read()] == ["a_1"]
+    assert (await store.outbox_depth()).get("webhook:desk", 0) == 0
+
+
+@pytest.mark.anyio
 async def test_refused_alert_without_dead_letter_file_is_kept(
         rx: HttpSink, store: SQLiteStore) -> None:
     rx.script("/hook", 401)

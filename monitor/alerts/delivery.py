@@ -6,10 +6,18 @@ Retries back off exponentially from ``retry_min`` to ``retry_max``; a
 receiver's ``Retry-After`` (:class:`~monitor.alerts.failures.SinkBusy`) pushes
 the next attempt later still.
 
+A sink gets its alerts in the order they were queued (a story's ``story.new``
+before its updates): the store hands out only the head of a sink's queue
+(``Store.outbox_due``), so while the oldest alert waits for its retry the later
+ones wait behind it, and the retry goes first. The retry time is in the store, so a
+restarted daemon keeps to it too. A pass stops at a sink's first failure.
+
 A receiver that *refuses* an alert (:class:`~monitor.alerts.failures.SinkRejected`,
 e.g. HTTP 401 or 422) is retried like the rest, logged at ERROR level, and
-after ``give_up_after`` attempts the alert moves to the dead-letter file (when
-one is configured; without one it is retried forever, never dropped).
+after ``give_up_after`` attempts the alert moves to the dead-letter file, so one
+alert a receiver will never take holds its sink back for those attempts only. (Without
+a dead-letter file, or while it cannot be written, the alert is retried forever,
+never dropped, and its sink waits with it; the daemon always configures one.)
 
 A batch sink (:class:`~monitor.alerts.sinks.BatchSink`, e.g. JSONL) takes all of
 a pass's due items in one call (one write, one fsync), and they are acknowledged
@@ -19,6 +27,19 @@ every one of them due.
 Digest sinks (:class:`~monitor.alerts.digest.DigestSink`) take their due items
 in batches: one message per closed period, and every alert of the batch is
 acknowledged (or retried, or dead-lettered) together.
+
+Several instances on one shared store (Redis) share every sink's queue, so each pass
+over a sink holds the lease ``outbox:<sink>`` (``Store.exclusive``, not waited for: a
+sink another instance is delivering to is left to it this pass). One instance at a
+time reads the head of that queue, sends it and acknowledges it, so an alert goes to
+a webhook, an Apprise target or the Redis stream once, in queue order, whichever
+instance sends it; a crash between send and acknowledgement re-sends it (at least
+once). The stdout and JSONL sinks are each instance's own but share one queue: an
+alert appears on the stdout and in the JSONL file of the instance that delivered it
+only. So that a holder never acts on a lease that ran out, a pass starts no send
+after a third of the lease and cuts off a send still running at two thirds: that
+send counts as failed and is retried (the lease is one minute, or six times the
+longest sink timeout; a send normally takes far less).
 
 A store that reads but cannot write (a full disk under SQLite) would otherwise make
 every pass send the same alerts again, once a second, to webhooks that have no
@@ -31,9 +52,11 @@ memory, instead of the receiver being tried again at every pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from loguru import logger
 
@@ -41,11 +64,14 @@ from monitor.alerts.deadletter import DeadLetters
 from monitor.alerts.digest import DigestSink
 from monitor.alerts.failures import SinkBusy, SinkRejected
 from monitor.alerts.sinks import BatchSink, Sink
-from monitor.errors import SinkError, StoreError
+from monitor.errors import LeaseHeld, SinkError, StoreError
 from monitor.outage import Outage
 from monitor.store.base import OutboxItem, Store
 
 DIGEST_FETCH = 1000  # a digest sink reads further ahead: its open period waits in front
+LEASE = timedelta(minutes=1)  # one pass over one sink, against other instances
+
+T = TypeVar("T")
 
 
 def retry_delay(attempts: int, minimum: timedelta, maximum: timedelta) -> timedelta:
@@ -62,11 +88,28 @@ class DeliveryStats:
     dead: int = 0
 
 
+@dataclass(frozen=True)
+class _Window:
+    """Event-loop times bounding one pass over a sink under its lease (module docstring)."""
+
+    start_by: float   # no send starts after this ...
+    finish_by: float  # ... and none is still running after this
+
+    @classmethod
+    def of(cls, lease: timedelta) -> _Window:
+        now, ttl = asyncio.get_running_loop().time(), lease.total_seconds()
+        return cls(now + ttl / 3, now + 2 * ttl / 3)
+
+    def closed(self) -> bool:
+        return asyncio.get_running_loop().time() >= self.start_by
+
+
 class Deliverer:
     def __init__(
         self, store: Store, sinks: Mapping[str, Sink], *, retry_min: timedelta,
         retry_max: timedelta, on_result: Callable[[str, bool], None] | None = None,
         batch: int = 100, dead_letters: DeadLetters | None = None, give_up_after: int = 5,
+        lease: timedelta = LEASE,
     ) -> None:
         self.store = store
         self.sinks = dict(sinks)
@@ -76,6 +119,7 @@ class Deliverer:
         self.batch = batch
         self.dead_letters = dead_letters
         self.give_up_after = max(1, give_up_after)
+        self.lease = lease
         # sink -> alert ids it took that the store could not mark done yet
         self._unacked: dict[str, list[str]] = {}
         # sink -> no attempt before this time (a retry time the store could not record)
@@ -178,12 +222,27 @@ class Deliverer:
         logger.info("sink {}: {} alert(s) it took while the store refused writes are "
                     "acknowledged now", name, len(ids))
 
+    @staticmethod
+    async def _send(name: str, send: Coroutine[Any, Any, T], window: _Window) -> T:
+        """Await ``send``, cut off (a SinkError) if it is still running at ``finish_by``."""
+        timeout = asyncio.timeout_at(window.finish_by)
+        try:
+            async with timeout:
+                return await send
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise SinkError(f"sink {name}: still sending when its delivery lease was close to "
+                            "running out; cut off, to be retried") from None
+
     async def _deliver_digest(self, name: str, sink: DigestSink, now: datetime,
-                              stats: DeliveryStats) -> None:
+                              stats: DeliveryStats, window: _Window) -> None:
         items = await self.store.outbox_due(name, now, max(self.batch, DIGEST_FETCH))
-        for batch in sink.ready(items, now):
+        for n, batch in enumerate(sink.ready(items, now)):
+            if n and window.closed():
+                return  # the rest waits for the next pass, in its order
             try:
-                digest = await sink.send_batch(batch, now)
+                digest = await self._send(name, sink.send_batch(batch, now), window)
             except SinkError as e:
                 await self._failed(name, batch.items, e, now, stats)
                 return
@@ -192,19 +251,21 @@ class Deliverer:
             await self._taken(name, batch.items, stats)
 
     async def _deliver_each(self, name: str, sink: Sink, now: datetime,
-                            stats: DeliveryStats) -> None:
+                            stats: DeliveryStats, window: _Window) -> None:
         items = await self.store.outbox_due(name, now, self.batch)
         if isinstance(sink, BatchSink) and items:
             try:
-                await sink.send_many(items)
+                await self._send(name, sink.send_many(items), window)
             except SinkError as e:
                 await self._failed(name, items, e, now, stats)
                 return
             await self._taken(name, items, stats)
             return
-        for item in items:
+        for n, item in enumerate(items):
+            if n and window.closed():
+                return  # the rest waits for the next pass, in its order
             try:
-                await sink.send(item)
+                await self._send(name, sink.send(item), window)
             except SinkError as e:
                 await self._failed(name, [item], e, now, stats)
                 return  # the sink is likely down: spare the rest of the queue this pass
@@ -219,11 +280,16 @@ class Deliverer:
                 continue
             self._hold.pop(name, None)
             try:
-                await self._ack_pending(name)
-                if isinstance(sink, DigestSink):
-                    await self._deliver_digest(name, sink, now, stats)
-                else:
-                    await self._deliver_each(name, sink, now, stats)
+                async with self.store.exclusive(f"outbox:{name}", self.lease.total_seconds(),
+                                                wait_seconds=0):
+                    window = _Window.of(self.lease)
+                    await self._ack_pending(name)
+                    if isinstance(sink, DigestSink):
+                        await self._deliver_digest(name, sink, now, stats, window)
+                    else:
+                        await self._deliver_each(name, sink, now, stats, window)
+            except LeaseHeld:
+                continue  # another instance is delivering to this sink right now
             except StoreError as e:
                 self.outage.failed(e, "alerts wait")
                 return stats

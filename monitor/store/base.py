@@ -26,6 +26,16 @@ Multi-instance safety (Redis back end; SQLite is one process):
   feed of members (``members_after``) to catch the index up first; commits made
   inside the lease are refused (StoreError) once the lease was lost. Together
   they make two instances put two reports of one story into one story.
+
+The outbox is one queue per sink, in the order alerts were queued (``created_at``,
+then ``alert_id``; the Ingestor stamps ``created_at`` in commit order, a story's
+updates after its ``story.new``). ``outbox_due`` hands out only the head of a queue:
+an alert waiting for its retry holds back every alert queued after it, so a sink
+that failed for a while still gets its alerts in order, and since the retry time is
+in the store this holds after a restart and for every instance alike. On a shared
+store the deliverer also holds ``exclusive("outbox:<sink>")`` for each pass over a
+sink, so one instance at a time reads and sends that sink's head: an alert goes to
+a sink once, in order, whichever instance sends it.
 """
 
 from __future__ import annotations
@@ -50,6 +60,19 @@ class OutboxItem:
     attempts: int = 0
     next_attempt: datetime | None = None
     last_error: str | None = None
+
+
+def due_head(items: Iterable[OutboxItem], now: datetime) -> list[OutboxItem]:
+    """``items`` (a queue's head, in queue order) up to the first not due at ``now``.
+
+    Both back ends cut their queue here, so they agree on what is due to the microsecond.
+    """
+    head: list[OutboxItem] = []
+    for item in items:
+        if (item.next_attempt or item.created_at) > now:
+            break
+        head.append(item)
+    return head
 
 
 @dataclass(frozen=True)
@@ -172,7 +195,7 @@ class Store(Protocol):
         """``async with``: hold the lease ``name`` against every instance of this store.
 
         A holder that dies frees it after ``ttl_seconds``; a waiter gives up with
-        StoreError naming the lease after ``wait_seconds``. Not reentrant.
+        LeaseHeld (a StoreError) naming the lease after ``wait_seconds``. Not reentrant.
         """
 
     # -- outbox ------------------------------------------------------------
@@ -180,7 +203,13 @@ class Store(Protocol):
         """Enqueue alerts outside an article commit; idempotent per (alert_id, sink)."""
 
     async def outbox_due(self, sink: str, now: datetime, limit: int) -> list[OutboxItem]:
-        """Items for ``sink`` whose ``next_attempt`` is unset or not after ``now``, oldest first."""
+        """The head of ``sink``'s queue: up to ``limit`` items in queue order, due at ``now``.
+
+        Queue order is ``created_at``, then ``alert_id``. An item is due when its
+        ``next_attempt`` (or, unset, its ``created_at``) is not after ``now``; the items
+        returned stop before the first one that is not due (``due_head``), because a
+        later alert must not overtake one that waits for its retry.
+        """
 
     async def outbox_done(self, sink: str, alert_id: str) -> None:
         """The sink took the alert: remove it from that sink's queue."""
@@ -195,7 +224,10 @@ class Store(Protocol):
     async def outbox_retry(
         self, sink: str, alert_id: str, next_attempt: datetime, error: str
     ) -> None:
-        """The sink failed: count the attempt, remember why, try again at ``next_attempt``."""
+        """The sink failed: count the attempt, remember why, try again at ``next_attempt``.
+
+        The item keeps its place in the queue, so the items queued after it wait too.
+        """
 
     async def outbox_depth(self) -> dict[str, int]:
         """Pending items per sink."""

@@ -25,8 +25,11 @@ key                                       type    holds
                                                   stops at its first refusal was refused;
                                                   deleted by the batch, expiring (PX)
 ``{p}:outbox:sinks``                      set     every sink that ever had an item
-``{p}:outbox:{sink}:queue``               zset    alert id -> due time (µs): next_attempt,
-                                                  or created_at when unset
+``{p}:outbox:{sink}:queue``               zset    alert id -> created_at (µs): its place
+                                                  in the queue, which a retry keeps
+``{p}:outbox:layout``                     string  "2" once every queue is scored by
+                                                  created_at (earlier versions scored a
+                                                  retried item by its retry time)
 ``{p}:outbox:{sink}:item:{alert_id}``     hash    the OutboxItem's fields
 ========================================  ======  =========================================
 """
@@ -101,6 +104,10 @@ class Keys:
     @property
     def outbox_sinks(self) -> str:
         return f"{self.prefix}:outbox:sinks"
+
+    @property
+    def outbox_layout(self) -> str:
+        return f"{self.prefix}:outbox:layout"
 
     def outbox_queue(self, sink: str) -> str:
         return f"{self.prefix}:outbox:{sink}:queue"

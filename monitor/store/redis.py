@@ -37,6 +37,12 @@ Why it looks like this:
   release; the Ingestor places a poll's new articles under one lease) and never
   wastes a decision. With fencing it is exactly as safe (``bench/shared.py``).
 
+* **An outbox queue is a sorted set scored by ``created_at``**: its order, which a
+  retry leaves alone (``Store.outbox_due``). Versions before outbox layout 2 scored a
+  retried item by its retry time; ``open`` moves such items back to their place once
+  per deployment (``{prefix}:outbox:layout``). Upgrade every instance together: an
+  older one still running would score its retries the old way again.
+
 Redis Cluster: the scripts touch keys in several hash slots, so this store wants a
 single primary (with Sentinel for failover: ``redis+sentinel://``, see ``redis_url.py``),
 not a Cluster.
@@ -58,11 +64,11 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.errors import StoreError
+from monitor.errors import LeaseHeld, StoreError
 from monitor.models import FeedState, Story, StoryMember
 from monitor.redis_url import connect
 from monitor.store import redis_scripts as lua
-from monitor.store.base import ArticleCommit, OutboxItem
+from monitor.store.base import ArticleCommit, OutboxItem, due_head
 from monitor.store.keys import DEFAULT_PREFIX, Keys, member_id
 from monitor.store.redact import redact_url, scrub
 from monitor.store.serde import (
@@ -84,6 +90,8 @@ PING_TIMEOUT = 2.0
 LEASE_POLL_MIN = 0.002  # seconds between tries for a held lease, doubling ...
 LEASE_POLL_MAX = 0.05   # ... up to this, with jitter so waiters do not march in step
 GUARD_TTL_MS = 60_000   # a batch's guard key outlives its pipeline even if the DEL is lost
+OUTBOX_LAYOUT = "2"     # queues scored by created_at (see the module docstring)
+LAYOUT_CHUNK = 1000     # queue items read per round trip while moving them to their place
 
 
 def _item_fields(item: OutboxItem) -> list[str]:
@@ -217,6 +225,43 @@ class RedisStore:
                 "expire": lua.EXPIRE,
             }.items()
         }
+        try:
+            with self._errors("open"):
+                await self._outbox_layout()
+        except BaseException:
+            self._client = None
+            with suppress(RedisError, OSError):
+                await client.aclose()
+            raise
+
+    async def _outbox_layout(self) -> None:
+        """Once per deployment: score the items an older version queued by ``created_at``.
+
+        Only a retried item was scored otherwise (by its retry time, behind alerts queued
+        after it). ``ZADD XX`` leaves alone an item another instance finished meanwhile,
+        and running this twice (two instances starting at once) moves nothing more.
+        """
+        r = self._redis
+        if await r.get(self.keys.outbox_layout) == OUTBOX_LAYOUT:
+            return
+        for sink in sorted(cast(set[str], await r.smembers(self.keys.outbox_sinks))):
+            queue = self.keys.outbox_queue(sink)
+            scored = cast(list[tuple[str, float]],
+                          await r.zrange(queue, 0, -1, withscores=True))
+            for start in range(0, len(scored), LAYOUT_CHUNK):
+                chunk = scored[start:start + LAYOUT_CHUNK]
+                async with r.pipeline(transaction=False) as pipe:
+                    for alert_id, _ in chunk:
+                        pipe.hget(self.keys.outbox_item(sink, alert_id), "created_at")
+                    texts = await pipe.execute()
+                moves: dict[str, int] = {}
+                for (alert_id, score), text in zip(chunk, texts, strict=True):
+                    created = dt_from_text(text)
+                    if created is not None and to_micros(created) != int(score):
+                        moves[alert_id] = to_micros(created)
+                if moves:
+                    await r.zadd(queue, moves, xx=True)
+        await r.set(self.keys.outbox_layout, OUTBOX_LAYOUT)
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -307,11 +352,11 @@ class RedisStore:
         keys: list[str] = []
         args: list[str | int] = []
         for item in items:
-            due = to_micros(item.next_attempt or item.created_at)
             fields = _item_fields(item)
             keys += [self.keys.outbox_queue(item.sink), self.keys.outbox_item(item.sink,
                                                                              item.alert_id)]
-            args += [item.sink, item.alert_id, due, len(fields) // 2, *fields]
+            args += [item.sink, item.alert_id, to_micros(item.created_at), len(fields) // 2,
+                     *fields]
         return keys, args
 
     def _commit_call(
@@ -464,7 +509,7 @@ class RedisStore:
         """Hold the lease ``name`` across instances; see the module docstring.
 
         Tries ``SET NX PX`` with a fresh random token, sleeping a few milliseconds
-        (doubling, jittered) between tries, and raises ``StoreError`` naming the lease
+        (doubling, jittered) between tries, and raises ``LeaseHeld`` naming the lease
         after ``wait_seconds``. Not reentrant. Commits inside are fenced by the token.
         """
         key = self.keys.lock(name)
@@ -479,7 +524,7 @@ class RedisStore:
                     break
             left = deadline - loop.time()
             if left <= 0:
-                raise StoreError(
+                raise LeaseHeld(
                     f"Redis store {redact_url(self.url)}: lease {name!r} ({key}) still held by"
                     f" another instance after waiting {wait_seconds:g} s")
             await asyncio.sleep(min(left, delay * random.uniform(0.5, 1.0)))
@@ -516,19 +561,17 @@ class RedisStore:
         if limit <= 0:
             return []
         with self._errors("outbox_due"):
-            ids = cast(
-                list[str],
-                await self._redis.zrangebyscore(
-                    self.keys.outbox_queue(sink), "-inf", to_micros(now), start=0, num=limit
-                ),
-            )
+            # The head by rank: ties in created_at go by alert id, as in SQLite.
+            ids = cast(list[str], await self._redis.zrange(self.keys.outbox_queue(sink), 0,
+                                                           limit - 1))
             if not ids:
                 return []
             async with self._redis.pipeline(transaction=False) as pipe:
                 for alert_id in ids:
                     pipe.hgetall(self.keys.outbox_item(sink, alert_id))
                 hashes = await pipe.execute()
-        return [item for h in hashes if (item := _item_from_hash(h)) is not None]
+        return due_head([item for h in hashes if (item := _item_from_hash(h)) is not None],
+                        now)
 
     async def outbox_done(self, sink: str, alert_id: str) -> None:
         with self._errors("outbox_done"):
@@ -552,11 +595,8 @@ class RedisStore:
     ) -> None:
         text = dt_to_text(next_attempt) or ""
         with self._errors("outbox_retry"):
-            await self._eval(
-                "outbox_retry",
-                [self.keys.outbox_queue(sink), self.keys.outbox_item(sink, alert_id)],
-                [alert_id, to_micros(next_attempt), text, error],
-            )
+            await self._eval("outbox_retry", [self.keys.outbox_item(sink, alert_id)],
+                             [text, error])
 
     async def outbox_depth(self) -> dict[str, int]:
         with self._errors("outbox_depth"):

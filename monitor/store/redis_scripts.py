@@ -13,17 +13,18 @@ reports as ``StoreError``.
 from __future__ import annotations
 
 # Shared by commit_article and outbox_put. Per item: KEYS queue, item;
-# ARGV sink, alert_id, due, nfields, field, value, ... An item already queued is
-# left alone, so a put is idempotent per (alert_id, sink) and keeps its attempts.
+# ARGV sink, alert_id, place (created_at in µs), nfields, field, value, ... An item
+# already queued is left alone, so a put is idempotent per (alert_id, sink) and keeps
+# its attempts and its place.
 _PUT_ITEMS = """
 local function put_items(sinks_key, key_at, arg_at, n_items)
   for _ = 1, n_items do
     local queue, item = KEYS[key_at], KEYS[key_at + 1]
-    local sink, alert_id, due = ARGV[arg_at], ARGV[arg_at + 1], ARGV[arg_at + 2]
+    local sink, alert_id, place = ARGV[arg_at], ARGV[arg_at + 1], ARGV[arg_at + 2]
     local nfields = tonumber(ARGV[arg_at + 3])
     if redis.call('EXISTS', item) == 0 then
       redis.call('HSET', item, unpack(ARGV, arg_at + 4, arg_at + 3 + 2 * nfields))
-      redis.call('ZADD', queue, due, alert_id)
+      redis.call('ZADD', queue, place, alert_id)
       redis.call('SADD', sinks_key, sink)
     end
     key_at = key_at + 2
@@ -145,13 +146,13 @@ put_items(KEYS[1], 2, 2, tonumber(ARGV[1]))
 return 0
 """
 
-# KEYS: queue, item. ARGV: alert_id, due, next_attempt text, error.
+# KEYS: item. ARGV: next_attempt text, error.
 # A retry for an item already done is ignored rather than resurrecting half an item.
+# The item keeps its place in the queue (its score): the items after it wait for it.
 OUTBOX_RETRY = """
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[2], 'attempts', 1)
-redis.call('HSET', KEYS[2], 'next_attempt', ARGV[3], 'last_error', ARGV[4])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'next_attempt', ARGV[1], 'last_error', ARGV[2])
 return 1
 """
 

@@ -29,8 +29,11 @@ Why it looks like this:
   order, so the last save of a feed wins); each caller still returns only once
   its row is committed, and a failure reaches every caller of the batch.
 * **Schema versioned with ``PRAGMA user_version``**: each entry of ``_MIGRATIONS``
-  takes the file one version up, inside one transaction; a file from a newer
-  version is refused rather than misread.
+  (SQL, or a function where the rows need Python, such as parsing a time) takes the
+  file one version up, inside one transaction; a file from a newer version is
+  refused rather than misread.
+* **The outbox is read in queue order** (``created``, then ``alert_id``; see
+  ``Store.outbox_due``): a retry moves ``due``, never the item's place.
 
 Every sqlite3 or OS error becomes ``StoreError`` naming the file and the reason.
 """
@@ -49,9 +52,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from monitor.errors import StoreError
+from monitor.errors import LeaseHeld, StoreError
 from monitor.models import FeedState, Story, StoryMember
-from monitor.store.base import ArticleCommit, OutboxItem
+from monitor.store.base import ArticleCommit, OutboxItem, due_head
 from monitor.store.serde import (
     dt_from_text,
     dt_to_text,
@@ -72,7 +75,27 @@ _CHUNK = 500  # host parameters per IN (...) query, well under SQLite's limit
 # process shares them, as every RedisStore on one server shares its leases.
 _LEASES: dict[tuple[str, str], asyncio.Lock] = {}
 
-_MIGRATIONS: tuple[str, ...] = (
+
+
+def _outbox_queue_order(conn: sqlite3.Connection) -> None:
+    """3: each outbox row's place in its queue, ``created_at`` as exact microseconds.
+
+    Version 2 read the outbox by ``due``, which a retry moves: the alerts queued after
+    a failed one overtook it. ``created`` never moves; rows already queued get theirs
+    from the ``created_at`` text they were written with.
+    """
+    conn.execute("ALTER TABLE outbox ADD COLUMN created INTEGER NOT NULL DEFAULT 0")
+    rows = conn.execute("SELECT sink, alert_id, created_at FROM outbox").fetchall()
+    conn.executemany(
+        "UPDATE outbox SET created = ? WHERE sink = ? AND alert_id = ?",
+        ((to_micros(dt_from_text(created) or from_micros(0)), sink, alert_id)
+         for sink, alert_id, created in rows),
+    )
+    conn.execute("DROP INDEX outbox_due")
+    conn.execute("CREATE INDEX outbox_order ON outbox (sink, created, alert_id)")
+
+
+_MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: feeds, seen keys, stories, members, outbox
     """
     CREATE TABLE feeds (
@@ -131,6 +154,7 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE members_v2 RENAME TO members;
     CREATE INDEX members_seen_at ON members (seen_at);
     """,
+    _outbox_queue_order,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -289,8 +313,12 @@ class SQLiteStore:
                     f"program's {SCHEMA_VERSION}; upgrade news-monitor or use another file"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _statements(_MIGRATIONS[target - 1]):
-                    conn.execute(statement)
+                step = _MIGRATIONS[target - 1]
+                if callable(step):
+                    step(conn)
+                else:
+                    for statement in _statements(step):
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {target}")
 
     # -- lifecycle -----------------------------------------------------------
@@ -477,12 +505,13 @@ class SQLiteStore:
     @staticmethod
     def _put_outbox(conn: sqlite3.Connection, items: Iterable[OutboxItem]) -> None:
         conn.executemany(
-            "INSERT OR IGNORE INTO outbox (sink, alert_id, due, payload, created_at, attempts,"
-            " next_attempt, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO outbox (sink, alert_id, due, created, payload, created_at,"
+            " attempts, next_attempt, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
-                    i.sink, i.alert_id, _outbox_due(i), i.payload, dt_to_text(i.created_at),
-                    i.attempts, dt_to_text(i.next_attempt), i.last_error,
+                    i.sink, i.alert_id, _outbox_due(i), to_micros(i.created_at), i.payload,
+                    dt_to_text(i.created_at), i.attempts, dt_to_text(i.next_attempt),
+                    i.last_error,
                 )
                 for i in items
             ),
@@ -633,14 +662,14 @@ class SQLiteStore:
     ) -> AsyncIterator[None]:
         """A process-local lease (see the module docstring); ``ttl_seconds`` has no use here.
 
-        Not reentrant. Raises StoreError naming the lease after ``wait_seconds``.
+        Not reentrant. Raises LeaseHeld naming the lease after ``wait_seconds``.
         """
         lock = _LEASES.setdefault((str(self.path.resolve()), name), asyncio.Lock())
         try:
             async with asyncio.timeout(max(0.0, wait_seconds)):
                 await lock.acquire()
         except TimeoutError:
-            raise StoreError(
+            raise LeaseHeld(
                 f"SQLite state {self.path}: lease {name!r} still held after waiting"
                 f" {wait_seconds:g} s") from None
         try:
@@ -668,8 +697,8 @@ class SQLiteStore:
             "outbox_due",
             lambda c: c.execute(
                 "SELECT alert_id, sink, payload, created_at, attempts, next_attempt, last_error"
-                " FROM outbox WHERE sink = ? AND due <= ? ORDER BY due, alert_id LIMIT ?",
-                (sink, to_micros(now), limit),
+                " FROM outbox WHERE sink = ? ORDER BY created, alert_id LIMIT ?",
+                (sink, limit),
             ).fetchall(),
         )
         items = []
@@ -684,7 +713,7 @@ class SQLiteStore:
                     last_error=last_error,
                 )
             )
-        return items
+        return due_head(items, now)
 
     async def outbox_done(self, sink: str, alert_id: str) -> None:
         def done(conn: sqlite3.Connection) -> None:
