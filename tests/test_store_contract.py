@@ -117,6 +117,25 @@ async def test_sync_feeds_and_state_round_trip(store: Store) -> None:
     assert again.items_seen == 42
 
 
+async def test_register_missing_adds_only_what_is_missing(store: Store) -> None:
+    await store.sync_feeds(["a", "b", "x"], T0)   # x: listed by another instance, say
+    await store.save_feed_state(FeedState(url="a", etag="e", next_check=at(300)))
+    assert [s.url for s in await store.claim_due(at(5), 60, 10)] == ["b", "x"]
+
+    # Nothing missing: nothing changes, not even the claims or the other list's feed.
+    assert await store.register_missing(["a", "b"], at(10)) == 0
+    assert await store.claim_due(at(60), 60, 10) == []
+    # Feeds missing are added, due at once; those there keep their due time and state.
+    await store.sync_feeds(["a", "b"], at(15))
+    assert await store.register_missing(["a", "b", "c", "x"], at(20)) == 2
+    assert [s.url for s in await store.claim_due(at(30), 60, 10)] == ["c", "x"]
+    assert await store.get_feed_state("a") == FeedState(url="a", etag="e", next_check=at(300))
+    # b's claim ran out at 65, c's and x's at 90; a stays due at 300.
+    assert [s.url for s in await store.claim_due(at(299), 60, 10)] == ["b", "c", "x"]
+    assert [s.url for s in await store.claim_due(at(300), 60, 10)] == ["a"]
+    assert await store.register_missing([], at(40)) == 0
+
+
 async def test_claim_due_earliest_first_within_lease_and_after(store: Store) -> None:
     await store.sync_feeds(["a", "b", "c"], T0)
     await store.save_feed_state(FeedState(url="a", next_check=at(30)))

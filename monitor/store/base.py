@@ -80,6 +80,17 @@ class Store(Protocol):
     async def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
         """Register listed feeds (new ones due at ``now``); unlisted ones are no longer claimed."""
 
+    async def register_missing(self, urls: Sequence[str], now: datetime) -> int:
+        """When fewer feeds are scheduled than ``urls`` lists, add those missing; how many.
+
+        ``sync_feeds`` runs only at start and on a reload, and ``claim_due`` finds nothing
+        in a schedule that is gone: a Redis that came back empty (restarted without
+        persistence, flushed, evicted, failed over to an empty replica) would never have
+        a feed polled again. So the daemon calls this every minute, and it costs one count
+        when nothing is missing. It only adds, due at ``now``: a feed still scheduled keeps
+        its due time, claim and state, and feeds other instances list are left alone.
+        """
+
     async def get_feed_state(self, url: str) -> FeedState | None: ...
 
     async def all_feed_states(self) -> list[FeedState]:

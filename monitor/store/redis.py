@@ -5,9 +5,10 @@ Why it looks like this:
 * **Atomic steps are Lua scripts** (``redis_scripts.py``), registered once per
   client and run by EVALSHA: ``claim_due`` (take due feeds and push their due time
   to the lease end), ``commit_article`` (refuse when any seen key exists, else write
-  keys, story, member and outbox items together), ``sync_feeds``, ``outbox_put``,
-  ``outbox_retry``, ``expire``. ``commit_articles`` sends one ``commit_article``
-  script per entry in one pipeline (not a transaction): one round trip per batch.
+  keys, story, member and outbox items together), ``sync_feeds`` and
+  ``register_missing``, ``outbox_put``, ``outbox_retry``, ``expire``.
+  ``commit_articles`` sends one ``commit_article`` script per entry in one pipeline
+  (not a transaction): one round trip per batch.
 * **Every key under one prefix**, named in ``keys.py`` only.
 * **Seen keys carry a Redis TTL** (``PX``), so Redis forgets them by itself; the
   TTL counts from the commit, in real time.
@@ -209,6 +210,7 @@ class RedisStore:
             for name, source in {
                 "claim_due": lua.CLAIM_DUE,
                 "sync_feeds": lua.SYNC_FEEDS,
+                "register_missing": lua.REGISTER_MISSING,
                 "commit_article": lua.COMMIT_ARTICLE,
                 "members_after": lua.MEMBERS_AFTER,
                 "release": lua.RELEASE,
@@ -236,12 +238,32 @@ class RedisStore:
 
     # -- feeds -----------------------------------------------------------------
 
-    async def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
+    @staticmethod
+    def _listing_args(urls: Sequence[str], now: datetime) -> list[str | int]:
         args: list[str | int] = [to_micros(now)]
-        for url in dict.fromkeys(urls):
+        for url in urls:
             args += [url, feed_state_to_json(FeedState(url=url, next_check=now))]
+        return args
+
+    async def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
+        args = self._listing_args(list(dict.fromkeys(urls)), now)
         with self._errors("sync_feeds"):
             await self._eval("sync_feeds", [self.keys.feeds_due, self.keys.feeds_state], args)
+
+    async def register_missing(self, urls: Sequence[str], now: datetime) -> int:
+        """One ZCARD when nothing is missing: the list goes to Redis only when some is.
+
+        Redis loses a key as a whole (a flush, an empty restart, eviction), so a lost
+        schedule shows as a short count. Only instances listing different feeds can hide
+        one of ours behind theirs; a reload here lists it again.
+        """
+        listed = list(dict.fromkeys(urls))
+        with self._errors("register_missing"):
+            if not listed or int(await self._redis.zcard(self.keys.feeds_due)) >= len(listed):
+                return 0
+            return int(await self._eval(
+                "register_missing", [self.keys.feeds_due, self.keys.feeds_state],
+                self._listing_args(listed, now)))
 
     async def get_feed_state(self, url: str) -> FeedState | None:
         with self._errors("get_feed_state"):
