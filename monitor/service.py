@@ -537,6 +537,7 @@ class Service:
         free = self.settings.poll.concurrency - len(self.inflight)
         if free <= 0 or self.stopping.is_set():
             return 0
+        back = self.claims.down
         try:
             claimed = await self.store.claim_due(
                 self.clock(), self.settings.poll.lease.total_seconds(), free)
@@ -550,7 +551,36 @@ class Service:
             task = asyncio.create_task(self.poll_feed(state), name=f"poll {state.url}")
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
+        if back:  # a store back from an outage may be back empty: no need to wait a minute
+            await self._restore_schedule()
         return len(claimed)
+
+    async def _restore_schedule(self) -> None:
+        """Register again the feeds the store lost from its schedule (``register_missing``).
+
+        The schedule is written at start and on a reload only: a Redis that came back
+        empty would answer every claim with nothing, and the daemon would poll nothing
+        again, healthy by every other sign, until a SIGHUP. Called from the maintenance
+        job (every minute: one count when nothing is missing) and when claims work again
+        after an outage. A store failing here fails the claims and the maintenance too,
+        which say so; this one only waits for the next call.
+        """
+        assert self.store is not None
+        try:
+            added = await self.store.register_missing(list(self.feeds), self.clock())
+        except StoreError as e:
+            logger.debug("feed schedule not checked: {}", e)
+            return
+        if not added:
+            return
+        if added == len(self.feeds):
+            logger.warning("the store lost the feed schedule (a Redis restarted without "
+                           "persistence, flushed, evicted or failed over to an empty replica?): "
+                           "{} feed(s) re-registered, due now", added)
+        else:
+            logger.warning("the store's feed schedule lacked {} of {} feeds (lost, or unlisted "
+                           "by an instance with another feed list): re-registered, due now",
+                           added, len(self.feeds))
 
     async def deliver(self) -> DeliveryStats:
         """One delivery pass over what is due now (nothing when no sink is configured)."""
@@ -560,6 +590,7 @@ class Service:
 
     async def maintenance(self) -> None:
         assert self.ingestor is not None
+        await self._restore_schedule()
         now = self.clock()
         try:
             if await self.ingestor.flush_updates(now):
