@@ -453,6 +453,13 @@ async def test_state_survives_close_and_reopen(backend: Callable[[], Store]) -> 
         await second.close()
 
 
+async def test_epoch_stays_while_the_data_does(open_store: OpenStore) -> None:
+    first, second = await open_store(), await open_store()
+    token = await first.epoch()
+    await commit(first, ["u:1"], "s1", at(0))
+    assert await first.epoch() == token == await second.epoch()
+
+
 async def test_use_before_open_is_a_store_error(backend: Callable[[], Store]) -> None:
     from monitor.errors import StoreError
 

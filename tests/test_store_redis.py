@@ -157,6 +157,21 @@ async def test_a_lost_schedule_is_registered_again_with_the_states_left(
             client.close()
 
 
+async def test_epoch_changes_once_the_data_is_lost(redis_url: str) -> None:
+    async with RedisStore(redis_url, prefix="p") as first, \
+            RedisStore(redis_url, prefix="p") as second:
+        before = await first.epoch()
+        assert before and await second.epoch() == before
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+        after = await second.epoch()    # the first to look sets a new one ...
+        assert after and after != before
+        assert await first.epoch() == after   # ... which every instance then reads
+
+
 async def test_foreign_data_under_prefix_is_store_error(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     client.set(Keys("p").stories, "not a sorted set")

@@ -76,6 +76,17 @@ class Store(Protocol):
     async def ping(self) -> bool:
         """True when the back end answers now; never raises."""
 
+    async def epoch(self) -> str:
+        """A token for the data the store holds: another one once it lost all of it.
+
+        A Redis can come back empty under a running daemon (restarted without
+        persistence, flushed, failed over to an empty replica), and answers as if
+        nothing happened. A daemon that compares this with what it read before can
+        tell that its memory of the store (a change-feed cursor) is stale, and say
+        that the seen articles, stories and queued alerts are gone. SQLite keeps its
+        file open: its token never changes.
+        """
+
     # -- feeds -------------------------------------------------------------
     async def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
         """Register listed feeds (new ones due at ``now``); unlisted ones are no longer claimed."""

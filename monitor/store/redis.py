@@ -236,6 +236,20 @@ class RedisStore:
         except Exception:
             return False
 
+    async def epoch(self) -> str:
+        """Read the token, setting a fresh one first if there is none (one round trip).
+
+        ``SET NX`` in a transaction with the ``GET``: instances that find the key gone
+        at once all read the one token that won. The key has no TTL, so only a loss of
+        data (or ``allkeys-*`` eviction, which loses data too) takes it away.
+        """
+        with self._errors("epoch"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self.keys.epoch, secrets.token_hex(8), nx=True)
+                pipe.get(self.keys.epoch)
+                _, token = await pipe.execute()
+        return str(token)
+
     # -- feeds -----------------------------------------------------------------
 
     @staticmethod

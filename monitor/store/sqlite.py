@@ -328,6 +328,9 @@ class SQLiteStore:
             return False
         return True
 
+    async def epoch(self) -> str:
+        return ""
+
     # -- feeds -----------------------------------------------------------------
 
     @staticmethod
