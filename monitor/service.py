@@ -171,6 +171,7 @@ class Service:
         self.web: MetricsServer | None = None
         self.push: PushReceiver | None = None
         self.lock: InstanceLock | None = None
+        self.epoch = ""   # the store's (``Store.epoch``), to notice it lost its data
 
     # -- setup -----------------------------------------------------------------
     def _fetch_limits(self) -> FetchLimits:
@@ -200,6 +201,7 @@ class Service:
             logger.warning("{} feed(s) were mid-poll when the last run died; due again now",
                            released)
         await self.store.sync_feeds(list(self.feeds), now)
+        self.epoch = await self.store.epoch()
         sinks = self._sinks()
         tuning = Tuning.of(st)
         self.ingestor = Ingestor(self.store, self.rules, StoryIndex(tuning.stories),
@@ -565,15 +567,25 @@ class Service:
         after an outage. A store failing here fails the claims and the maintenance too,
         which say so; this one only waits for the next call.
         """
-        assert self.store is not None
+        assert self.store is not None and self.ingestor is not None
         try:
+            epoch = await self.store.epoch()
             added = await self.store.register_missing(list(self.feeds), self.clock())
         except StoreError as e:
             logger.debug("feed schedule not checked: {}", e)
             return
-        if not added:
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.ingestor.store_lost()
+            logger.warning("the store lost its data (a Redis restarted without persistence, "
+                           "flushed, evicted or failed over to an empty replica?): the seen "
+                           "articles, stories and queued alerts it held are gone, so articles "
+                           "still in the feeds may alert again; {}",
+                           f"{added} feed(s) re-registered, due now" if added
+                           else "its feed schedule is whole again")
+        elif not added:
             return
-        if added == len(self.feeds):
+        elif added == len(self.feeds):
             logger.warning("the store lost the feed schedule (a Redis restarted without "
                            "persistence, flushed, evicted or failed over to an empty replica?): "
                            "{} feed(s) re-registered, due now", added)

@@ -19,6 +19,7 @@ from loguru import logger
 
 from monitor.config import load_settings
 from monitor.service import Service
+from monitor.store.keys import Keys
 from tests.support.daemon_config import daemon_config
 from tests.support.feed_server import FeedServer
 from tests.support.redis_server import RedisServer
@@ -92,13 +93,30 @@ async def test_a_flushed_store_gets_its_feeds_back_at_the_next_maintenance(
     await service.maintenance()
     warned = [x for x in lines if x.startswith("WARNING") and "re-registered" in x]
     assert len(warned) == 1, lines
-    assert "1 feed(s) re-registered" in warned[0]
+    assert warned[0].startswith("WARNING the store lost its data")
+    assert "seen articles, stories and queued alerts it held are gone" in warned[0]
+    assert warned[0].endswith("1 feed(s) re-registered, due now")
+    # the story change feed counts from one again: this instance reads it from the start
+    assert service.ingestor is not None and service.ingestor._cursor is None
     assert await poll_round(service) == 1
     assert feeds.hits("/a.xml") == 2
 
     await service.maintenance()             # nothing lost since: nothing to say or redo
     assert len([x for x in lines if "re-registered" in x]) == 1
     assert await poll_round(service) == 0
+
+
+async def test_a_schedule_lost_alone_is_named_as_such(
+        service: Service, own_redis: RedisServer, feeds: FeedServer, lines: list[str]) -> None:
+    assert await poll_round(service) == 1
+    with redis.Redis.from_url(own_redis.url) as client:
+        client.delete(Keys("news-monitor").feeds_due)   # evicted alone, say
+    await service.maintenance()
+    warned = [x for x in lines if x.startswith("WARNING")]
+    assert warned == ["WARNING the store lost the feed schedule (a Redis restarted without "
+                      "persistence, flushed, evicted or failed over to an empty replica?): "
+                      "1 feed(s) re-registered, due now"]
+    assert await poll_round(service) == 1
 
 
 async def test_a_redis_back_empty_after_an_outage_is_polled_again_without_waiting(
