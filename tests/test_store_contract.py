@@ -136,6 +136,28 @@ async def test_register_missing_adds_only_what_is_missing(store: Store) -> None:
     assert await store.register_missing([], at(40)) == 0
 
 
+async def test_release_claim_hands_back_only_the_claim_it_names(
+        open_store: OpenStore) -> None:
+    mine, other = await open_store(), await open_store()
+    await mine.sync_feeds(["a", "b"], T0)
+    await mine.save_feed_state(FeedState(url="a", next_check=at(10)))
+    assert [s.url for s in await mine.claim_due(at(20), 60, 10)] == ["b", "a"]  # until 80
+
+    # Ours: due again as it was, for whoever claims next.
+    assert await mine.release_claim("a", at(20), 60, at(10)) is True
+    assert [s.url for s in await other.claim_due(at(21), 60, 10)] == ["a"]      # until 81
+    # That claim is the other instance's now: ours, long gone, releases nothing.
+    assert await mine.release_claim("a", at(20), 60, at(10)) is False
+    assert await mine.claim_due(at(70), 60, 10) == []
+    # Not the claim that holds it (another time or lease), or not listed: nothing.
+    assert await mine.release_claim("b", at(19), 60, T0) is False
+    assert await mine.release_claim("b", at(20), 30, T0) is False
+    assert await mine.release_claim("nowhere", at(20), 60, T0) is False
+    await mine.sync_feeds(["a"], at(30))
+    assert await mine.release_claim("b", at(20), 60, T0) is False
+    assert await mine.claim_due(at(79), 60, 10) == []
+
+
 async def test_claim_due_earliest_first_within_lease_and_after(store: Store) -> None:
     await store.sync_feeds(["a", "b", "c"], T0)
     await store.save_feed_state(FeedState(url="a", next_check=at(30)))

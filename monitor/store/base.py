@@ -118,6 +118,19 @@ class Store(Protocol):
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[FeedState]:
         """Atomically take up to ``limit`` listed feeds due at ``now``, earliest first."""
 
+    async def release_claim(self, url: str, claimed: datetime, lease_seconds: float,
+                            due: datetime) -> bool:
+        """Make ``url`` due at ``due`` if the claim made at ``claimed`` still holds it.
+
+        For a poll the store could not record (it failed meanwhile): nothing of it was
+        saved, so its claim would keep the feed for the whole lease after the store is
+        back. ``claimed`` and ``lease_seconds`` are what that ``claim_due`` was given;
+        the feed is handed back only while its due time is still the lease end that
+        claim set, so a claim taken since (the lease ran out and another instance, or
+        this one, claimed the feed again) is never undone. False, changing nothing, when
+        the claim is gone, or the feed is not listed (or lost) any more.
+        """
+
     async def release_claims(self) -> int:
         """Hand back claims a dead poller left; returns how many.
 

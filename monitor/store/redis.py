@@ -71,6 +71,7 @@ from monitor.store.serde import (
     dt_to_text,
     feed_state_from_json,
     feed_state_to_json,
+    lease_end,
     member_from_json,
     member_to_json,
     story_from_json,
@@ -209,6 +210,7 @@ class RedisStore:
             name: client.register_script(source)
             for name, source in {
                 "claim_due": lua.CLAIM_DUE,
+                "release_claim": lua.RELEASE_CLAIM,
                 "sync_feeds": lua.SYNC_FEEDS,
                 "register_missing": lua.REGISTER_MISSING,
                 "commit_article": lua.COMMIT_ARTICLE,
@@ -310,17 +312,22 @@ class RedisStore:
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[FeedState]:
         if limit <= 0:
             return []
-        now_us = to_micros(now)
-        lease_end = now_us + max(0, round(lease_seconds * 1_000_000))
         with self._errors("claim_due"):
             flat = await self._eval(
                 "claim_due", [self.keys.feeds_due, self.keys.feeds_state],
-                [now_us, lease_end, limit],
+                [to_micros(now), lease_end(now, lease_seconds), limit],
             )
         return [
             feed_state_from_json(text) if text else FeedState(url=url)
             for url, text in zip(flat[::2], flat[1::2], strict=True)
         ]
+
+    async def release_claim(self, url: str, claimed: datetime, lease_seconds: float,
+                            due: datetime) -> bool:
+        with self._errors("release_claim"):
+            done = await self._eval("release_claim", [self.keys.feeds_due],
+                                    [url, lease_end(claimed, lease_seconds), to_micros(due)])
+        return bool(done)
 
     async def release_claims(self) -> int:
         return 0

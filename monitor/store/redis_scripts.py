@@ -63,6 +63,17 @@ local function add_missing()
 end
 """
 
+# KEYS: due zset. ARGV: url, the claim's lease end, due.
+# Hands a feed back only while the claim that set that lease end still holds it.
+RELEASE_CLAIM = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
 # KEYS, ARGV: as _ADD_MISSING.
 # Unlisted feeds leave the due set (their state stays); new or re-listed ones are due now.
 SYNC_FEEDS = _ADD_MISSING + """

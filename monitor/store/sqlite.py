@@ -58,6 +58,7 @@ from monitor.store.serde import (
     feed_state_from_json,
     feed_state_to_json,
     from_micros,
+    lease_end,
     story_from_json,
     story_to_json,
     to_micros,
@@ -440,7 +441,7 @@ class SQLiteStore:
         if limit <= 0:
             return []
         now_us = to_micros(now)
-        lease_end = now_us + max(0, round(lease_seconds * 1_000_000))
+        until = lease_end(now, lease_seconds)
 
         def claim(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):
@@ -450,11 +451,23 @@ class SQLiteStore:
                     (now_us, limit),
                 ).fetchall()
                 conn.executemany(
-                    "UPDATE feeds SET due = ? WHERE url = ?", ((lease_end, r[0]) for r in rows)
+                    "UPDATE feeds SET due = ? WHERE url = ?", ((until, r[0]) for r in rows)
                 )
             return [r[1] for r in rows]
 
         return [feed_state_from_json(s) for s in await self._run("claim_due", claim)]
+
+    async def release_claim(self, url: str, claimed: datetime, lease_seconds: float,
+                            due: datetime) -> bool:
+        row = (to_micros(due), url, lease_end(claimed, lease_seconds))
+
+        def release(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                done = conn.execute(
+                    "UPDATE feeds SET due = ? WHERE url = ? AND listed = 1 AND due = ?", row)
+            return done.rowcount > 0
+
+        return await self._run("release_claim", release)
 
     async def release_claims(self) -> int:
         """A claim pushes ``due`` past the state's next_check; nothing else does.
