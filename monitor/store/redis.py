@@ -4,7 +4,8 @@ Why it looks like this:
 
 * **Atomic steps are Lua scripts** (``redis_scripts.py``), registered once per
   client and run by EVALSHA: ``claim_due`` (take due feeds and push their due time
-  to the lease end), ``commit_article`` (refuse when any seen key exists, else write
+  to the lease end), ``release_claim`` (hand one back while that lease end is still
+  its due time), ``commit_article`` (refuse when any seen key exists, else write
   keys, story, member and outbox items together), ``sync_feeds`` and
   ``register_missing``, ``outbox_put``, ``outbox_retry``, ``expire``.
   ``commit_articles`` sends one ``commit_article`` script per entry in one pipeline
