@@ -186,6 +186,16 @@ class Ingestor:
             if len(members) < CATCH_UP_PAGE:
                 return added
 
+    def store_lost(self) -> None:
+        """The store lost its data (``Store.epoch`` changed): follow its members from the start.
+
+        Its sequence numbers count from one again, so the old cursor would pass over
+        every member other instances commit until the count caught up with it, and
+        their reports of an event would open stories of their own here. What the
+        index holds stays: articles seen again join the stories they were in.
+        """
+        self._cursor = None
+
     def _remember_keys(self, keys: Sequence[str], story_id: str) -> None:
         if not self.key_memory:
             return

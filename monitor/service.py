@@ -97,6 +97,19 @@ class PollReport:
     duplicates: int = 0
     alerts: int = 0
     error: str | None = None
+    recorded: bool = True  # False: the store failed, nothing of the poll was saved
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This instance's claim on a feed, as ``Store.release_claim`` names it."""
+
+    at: datetime        # the ``now`` given to ``claim_due``
+    lease: float        # seconds, as given to it
+
+    @property
+    def until(self) -> datetime:
+        return self.at + timedelta(seconds=self.lease)
 
 
 @dataclass
@@ -191,6 +204,9 @@ class Service:
         self.web: MetricsServer | None = None
         self.push: PushReceiver | None = None
         self.lock: InstanceLock | None = None
+        self.epoch = ""   # the store's (``Store.epoch``), to notice it lost its data
+        # Feeds whose polls the store could not record, still claimed: see ``_hand_back``.
+        self.unrecorded: dict[str, Claim] = {}
 
     # -- setup -----------------------------------------------------------------
     def _fetch_limits(self) -> FetchLimits:
@@ -220,6 +236,7 @@ class Service:
             logger.warning("{} feed(s) were mid-poll when the last run died; due again now",
                            released)
         await self.store.sync_feeds(list(self.feeds), now)
+        self.epoch = await self.store.epoch()
         sinks = self._sinks()
         tuning = Tuning.of(st)
         self.ingestor = Ingestor(self.store, self.rules, StoryIndex(tuning.stories),
@@ -440,11 +457,12 @@ class Service:
             except FeedError as e:
                 return await self._failed(state, now, e)
             except StoreError as e:
-                # Nothing of this poll is recorded: the claim runs out, the feed comes back.
-                # Claims may still work (a full disk takes small overwrites): the status
-                # says "not recorded" rather than "paused" unless they fail too.
+                # Nothing of this poll is recorded: the claim is handed back once the
+                # store answers again (``_hand_back``), or runs out. Claims may still work
+                # (a full disk takes small overwrites): the status says "not recorded"
+                # rather than "paused" unless they fail too.
                 self.records.failed(e, "feed will be retried")
-                return PollReport(state.url, "error", error=f"store: {e}")
+                return PollReport(state.url, "error", error=f"store: {e}", recorded=False)
             except Exception as e:  # a bug must not kill the daemon: report it with the feed
                 logger.opt(exception=e).error("unexpected error while polling: {}", e)
                 return await self._failed(state, now, FeedError(state.url, "internal", repr(e)))
@@ -515,13 +533,16 @@ class Service:
             await self._operator_event("feed.gone", state.url, now,
                                        f"HTTP 410 Gone: the publisher removed this feed; remove "
                                        f"it from the feed list ({err.detail})")
+        recorded = True
         try:
             await self.store.save_feed_state(await self._keep_push(new_state))
             self.records.recovered("feed states recorded again")
         except StoreError as e:
             self.records.failed(e, "the feed's failure not recorded")
+            recorded = False
         self.last_progress = time.monotonic()
-        return PollReport(state.url, "error", error=f"{err.kind}: {err.detail}")
+        return PollReport(state.url, "error", error=f"{err.kind}: {err.detail}",
+                          recorded=recorded)
 
     async def _keep_push(self, state: FeedState) -> FeedState:
         """``state`` with the push fields as stored now, not as they were at the claim.
@@ -562,9 +583,10 @@ class Service:
         free = self.settings.poll.concurrency - len(self.inflight)
         if free <= 0 or self.stopping.is_set():
             return 0
+        back = self.claims.down
+        now, lease = self.clock(), self.settings.poll.lease.total_seconds()
         try:
-            claimed = await self.store.claim_due(
-                self.clock(), self.settings.poll.lease.total_seconds(), free)
+            claimed = await self.store.claim_due(now, lease, free)
             self.store_ok = True
             self.claims.recovered("polling resumed")
         except StoreError as e:
@@ -572,10 +594,80 @@ class Service:
             self.claims.failed(e, "polling paused")
             return 0
         for state in claimed:
-            task = asyncio.create_task(self.poll_feed(state), name=f"poll {state.url}")
+            task = asyncio.create_task(self._poll_claimed(state, Claim(now, lease)),
+                                       name=f"poll {state.url}")
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
+        if back:  # a store back from an outage may be back empty: no need to wait a minute
+            await self._restore_schedule()
+        if self.unrecorded:
+            await self._hand_back()
         return len(claimed)
+
+    async def _poll_claimed(self, state: FeedState, claim: Claim) -> PollReport:
+        report = await self.poll_feed(state)
+        if not report.recorded:
+            self.unrecorded[state.url] = claim
+        return report
+
+    async def _hand_back(self) -> None:
+        """Make the feeds whose polls the store could not record due ``min_interval`` after.
+
+        Nothing of such a poll was saved, so its claim would keep the feed for the whole
+        ``poll.lease`` after the store is back. Due at once would not do either: a full
+        disk may take claims and refuse commits, and the same feeds would be fetched at
+        every tick while it lasts; ``poll.min_interval`` is the most often a feed is ever
+        polled. Runs on the poll job's ticks, once a claim went through (the store
+        answers); ``release_claim`` leaves alone a claim taken since, by any instance.
+        """
+        assert self.store is not None
+        now, gap = self.clock(), self.settings.poll.min_interval
+        for url, claim in list(self.unrecorded.items()):
+            if now < claim.until and claim.at + gap < claim.until:   # else nothing to gain
+                try:
+                    await self.store.release_claim(url, claim.at, claim.lease, claim.at + gap)
+                except StoreError as e:
+                    logger.debug("claim on {} not handed back yet: {}", url, e)
+                    return
+            if self.unrecorded.get(url) is claim:   # not polled and lost again meanwhile
+                del self.unrecorded[url]
+
+    async def _restore_schedule(self) -> None:
+        """Register again the feeds the store lost from its schedule (``register_missing``).
+
+        The schedule is written at start and on a reload only: a Redis that came back
+        empty would answer every claim with nothing, and the daemon would poll nothing
+        again, healthy by every other sign, until a SIGHUP. Called from the maintenance
+        job (every minute: one count when nothing is missing) and when claims work again
+        after an outage. A store failing here fails the claims and the maintenance too,
+        which say so; this one only waits for the next call.
+        """
+        assert self.store is not None and self.ingestor is not None
+        try:
+            epoch = await self.store.epoch()
+            added = await self.store.register_missing(list(self.feeds), self.clock())
+        except StoreError as e:
+            logger.debug("feed schedule not checked: {}", e)
+            return
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.ingestor.store_lost()
+            logger.warning("the store lost its data (a Redis restarted without persistence, "
+                           "flushed, evicted or failed over to an empty replica?): the seen "
+                           "articles, stories and queued alerts it held are gone, so articles "
+                           "still in the feeds may alert again; {}",
+                           f"{added} feed(s) re-registered, due now" if added
+                           else "its feed schedule is whole again")
+        elif not added:
+            return
+        elif added == len(self.feeds):
+            logger.warning("the store lost the feed schedule (a Redis restarted without "
+                           "persistence, flushed, evicted or failed over to an empty replica?): "
+                           "{} feed(s) re-registered, due now", added)
+        else:
+            logger.warning("the store's feed schedule lacked {} of {} feeds (lost, or unlisted "
+                           "by an instance with another feed list): re-registered, due now",
+                           added, len(self.feeds))
 
     async def deliver(self) -> DeliveryStats:
         """One delivery pass over what is due now (nothing when no sink is configured)."""
@@ -585,6 +677,7 @@ class Service:
 
     async def maintenance(self) -> None:
         assert self.ingestor is not None
+        await self._restore_schedule()
         now = self.clock()
         try:
             if await self.ingestor.flush_updates(now):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from monitor.alerts.policy import AlertPolicy, UpdateMode
 from monitor.alerts.throttle import RuleThrottle
@@ -165,6 +166,32 @@ async def test_an_update_from_another_instance_is_queued_after_the_story_new(
         await a.ingest([seed_article(first)], NOW)
         await b.ingest([seed_article(1 - first)], NOW)
         assert events(await queued(sa)) == ["story.new", "story.updated"]
+
+
+@pytest.mark.parametrize("told", [True, False])
+async def test_an_instance_told_the_store_lost_its_data_follows_the_others_again(
+        redis_url: str, told: bool) -> None:
+    """The control (``told=False``): its cursor is past every member the store numbers anew."""
+    async with RedisStore(redis_url, prefix=PREFIX) as sa, \
+            RedisStore(redis_url, prefix=PREFIX) as sb:
+        a, b = ingestor(sa), ingestor(sb)
+        await a.ingest([article(n, "Harbour works", NOW) for n in range(3)], NOW)
+        await a.ingest([article(3, "Harbour works", NOW)], NOW)   # its cursor is at 3 now
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.flushdb()                                      # the store comes back empty
+        finally:
+            client.close()
+        (first,) = await b.ingest([seed_article(0)], NOW + timedelta(minutes=1))
+        if told:
+            a.store_lost()
+        (second,) = await a.ingest([seed_article(1)], NOW + timedelta(minutes=2))
+        if told:
+            assert second.story_id == first.story_id
+            assert events(await queued(sa)) == ["story.new", "story.updated"]
+        else:
+            assert second.story_id != first.story_id
+            assert events(await queued(sa)) == ["story.new", "story.new"]
 
 
 # -- one commit per slice ---------------------------------------------------------------

@@ -117,6 +117,47 @@ async def test_sync_feeds_and_state_round_trip(store: Store) -> None:
     assert again.items_seen == 42
 
 
+async def test_register_missing_adds_only_what_is_missing(store: Store) -> None:
+    await store.sync_feeds(["a", "b", "x"], T0)   # x: listed by another instance, say
+    await store.save_feed_state(FeedState(url="a", etag="e", next_check=at(300)))
+    assert [s.url for s in await store.claim_due(at(5), 60, 10)] == ["b", "x"]
+
+    # Nothing missing: nothing changes, not even the claims or the other list's feed.
+    assert await store.register_missing(["a", "b"], at(10)) == 0
+    assert await store.claim_due(at(60), 60, 10) == []
+    # Feeds missing are added, due at once; those there keep their due time and state.
+    await store.sync_feeds(["a", "b"], at(15))
+    assert await store.register_missing(["a", "b", "c", "x"], at(20)) == 2
+    assert [s.url for s in await store.claim_due(at(30), 60, 10)] == ["c", "x"]
+    assert await store.get_feed_state("a") == FeedState(url="a", etag="e", next_check=at(300))
+    # b's claim ran out at 65, c's and x's at 90; a stays due at 300.
+    assert [s.url for s in await store.claim_due(at(299), 60, 10)] == ["b", "c", "x"]
+    assert [s.url for s in await store.claim_due(at(300), 60, 10)] == ["a"]
+    assert await store.register_missing([], at(40)) == 0
+
+
+async def test_release_claim_hands_back_only_the_claim_it_names(
+        open_store: OpenStore) -> None:
+    mine, other = await open_store(), await open_store()
+    await mine.sync_feeds(["a", "b"], T0)
+    await mine.save_feed_state(FeedState(url="a", next_check=at(10)))
+    assert [s.url for s in await mine.claim_due(at(20), 60, 10)] == ["b", "a"]  # until 80
+
+    # Ours: due again as it was, for whoever claims next.
+    assert await mine.release_claim("a", at(20), 60, at(10)) is True
+    assert [s.url for s in await other.claim_due(at(21), 60, 10)] == ["a"]      # until 81
+    # That claim is the other instance's now: ours, long gone, releases nothing.
+    assert await mine.release_claim("a", at(20), 60, at(10)) is False
+    assert await mine.claim_due(at(70), 60, 10) == []
+    # Not the claim that holds it (another time or lease), or not listed: nothing.
+    assert await mine.release_claim("b", at(19), 60, T0) is False
+    assert await mine.release_claim("b", at(20), 30, T0) is False
+    assert await mine.release_claim("nowhere", at(20), 60, T0) is False
+    await mine.sync_feeds(["a"], at(30))
+    assert await mine.release_claim("b", at(20), 60, T0) is False
+    assert await mine.claim_due(at(79), 60, 10) == []
+
+
 async def test_claim_due_earliest_first_within_lease_and_after(store: Store) -> None:
     await store.sync_feeds(["a", "b", "c"], T0)
     await store.save_feed_state(FeedState(url="a", next_check=at(30)))
@@ -468,6 +509,13 @@ async def test_state_survives_close_and_reopen(backend: Callable[[], Store]) -> 
         assert [s.url for s in await second.claim_due(at(60), 60, 10)] == ["a"]
     finally:
         await second.close()
+
+
+async def test_epoch_stays_while_the_data_does(open_store: OpenStore) -> None:
+    first, second = await open_store(), await open_store()
+    token = await first.epoch()
+    await commit(first, ["u:1"], "s1", at(0))
+    assert await first.epoch() == token == await second.epoch()
 
 
 async def test_use_before_open_is_a_store_error(backend: Callable[[], Store]) -> None:

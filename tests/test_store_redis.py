@@ -135,6 +135,44 @@ async def test_outage_ping_false_then_store_error_then_recovery(own_server: Redi
         assert [s.url for s in await store.claim_due(T0, 60, 10)] == ["b"]
 
 
+async def test_a_lost_schedule_is_registered_again_with_the_states_left(
+        redis_url: str) -> None:
+    async with RedisStore(redis_url, prefix="p") as store:
+        await store.sync_feeds(["a", "b"], T0)
+        await store.save_feed_state(FeedState(url="a", etag="e", failures=2,
+                                              next_check=T0 + timedelta(hours=1)))
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.delete(Keys("p").feeds_due)          # evicted, say: the states are still there
+            assert await store.claim_due(T0 + timedelta(days=1), 60, 10) == []
+            later = T0 + timedelta(minutes=5)
+            assert await store.register_missing(["a", "b"], later) == 2
+            claimed = await store.claim_due(later, 60, 10)
+            assert [(s.url, s.etag, s.failures) for s in claimed] == [("a", "e", 2),
+                                                                     ("b", None, 0)]
+            client.flushdb()                             # everything gone: default states
+            assert await store.register_missing(["a", "b"], later) == 2
+            assert await store.claim_due(later, 60, 10) == [
+                FeedState(url="a", next_check=later), FeedState(url="b", next_check=later)]
+        finally:
+            client.close()
+
+
+async def test_epoch_changes_once_the_data_is_lost(redis_url: str) -> None:
+    async with RedisStore(redis_url, prefix="p") as first, \
+            RedisStore(redis_url, prefix="p") as second:
+        before = await first.epoch()
+        assert before and await second.epoch() == before
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+        after = await second.epoch()    # the first to look sets a new one ...
+        assert after and after != before
+        assert await first.epoch() == after   # ... which every instance then reads
+
+
 async def test_foreign_data_under_prefix_is_store_error(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     client.set(Keys("p").stories, "not a sorted set")

@@ -99,9 +99,31 @@ class Store(Protocol):
     async def ping(self) -> bool:
         """True when the back end answers now; never raises."""
 
+    async def epoch(self) -> str:
+        """A token for the data the store holds: another one once it lost all of it.
+
+        A Redis can come back empty under a running daemon (restarted without
+        persistence, flushed, failed over to an empty replica), and answers as if
+        nothing happened. A daemon that compares this with what it read before can
+        tell that its memory of the store (a change-feed cursor) is stale, and say
+        that the seen articles, stories and queued alerts are gone. SQLite keeps its
+        file open: its token never changes.
+        """
+
     # -- feeds -------------------------------------------------------------
     async def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
         """Register listed feeds (new ones due at ``now``); unlisted ones are no longer claimed."""
+
+    async def register_missing(self, urls: Sequence[str], now: datetime) -> int:
+        """When fewer feeds are scheduled than ``urls`` lists, add those missing; how many.
+
+        ``sync_feeds`` runs only at start and on a reload, and ``claim_due`` finds nothing
+        in a schedule that is gone: a Redis that came back empty (restarted without
+        persistence, flushed, evicted, failed over to an empty replica) would never have
+        a feed polled again. So the daemon calls this every minute, and it costs one count
+        when nothing is missing. It only adds, due at ``now``: a feed still scheduled keeps
+        its due time, claim and state, and feeds other instances list are left alone.
+        """
 
     async def get_feed_state(self, url: str) -> FeedState | None: ...
 
@@ -118,6 +140,19 @@ class Store(Protocol):
 
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[FeedState]:
         """Atomically take up to ``limit`` listed feeds due at ``now``, earliest first."""
+
+    async def release_claim(self, url: str, claimed: datetime, lease_seconds: float,
+                            due: datetime) -> bool:
+        """Make ``url`` due at ``due`` if the claim made at ``claimed`` still holds it.
+
+        For a poll the store could not record (it failed meanwhile): nothing of it was
+        saved, so its claim would keep the feed for the whole lease after the store is
+        back. ``claimed`` and ``lease_seconds`` are what that ``claim_due`` was given;
+        the feed is handed back only while its due time is still the lease end that
+        claim set, so a claim taken since (the lease ran out and another instance, or
+        this one, claimed the feed again) is never undone. False, changing nothing, when
+        the claim is gone, or the feed is not listed (or lost) any more.
+        """
 
     async def release_claims(self) -> int:
         """Hand back claims a dead poller left; returns how many.

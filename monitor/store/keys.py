@@ -24,6 +24,9 @@ key                                       type    holds
 ``{p}:batch:{token}``                     string  "1" once an entry of a batch commit that
                                                   stops at its first refusal was refused;
                                                   deleted by the batch, expiring (PX)
+``{p}:epoch``                             string  a random token set when the data is first
+                                                  written to: another one (or none) means
+                                                  everything above was lost since
 ``{p}:outbox:sinks``                      set     every sink that ever had an item
 ``{p}:outbox:{sink}:queue``               zset    alert id -> created_at (µs): its place
                                                   in the queue, which a retry keeps
@@ -94,6 +97,10 @@ class Keys:
     @property
     def members_counter(self) -> str:
         return f"{self.prefix}:members:counter"
+
+    @property
+    def epoch(self) -> str:
+        return f"{self.prefix}:epoch"
 
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"

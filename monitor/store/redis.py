@@ -4,10 +4,12 @@ Why it looks like this:
 
 * **Atomic steps are Lua scripts** (``redis_scripts.py``), registered once per
   client and run by EVALSHA: ``claim_due`` (take due feeds and push their due time
-  to the lease end), ``commit_article`` (refuse when any seen key exists, else write
-  keys, story, member and outbox items together), ``sync_feeds``, ``outbox_put``,
-  ``outbox_retry``, ``expire``. ``commit_articles`` sends one ``commit_article``
-  script per entry in one pipeline (not a transaction): one round trip per batch.
+  to the lease end), ``release_claim`` (hand one back while that lease end is still
+  its due time), ``commit_article`` (refuse when any seen key exists, else write
+  keys, story, member and outbox items together), ``sync_feeds`` and
+  ``register_missing``, ``outbox_put``, ``outbox_retry``, ``expire``.
+  ``commit_articles`` sends one ``commit_article`` script per entry in one pipeline
+  (not a transaction): one round trip per batch.
 * **Every key under one prefix**, named in ``keys.py`` only.
 * **Seen keys carry a Redis TTL** (``PX``), so Redis forgets them by itself; the
   TTL counts from the commit, in real time.
@@ -76,6 +78,7 @@ from monitor.store.serde import (
     dt_to_text,
     feed_state_from_json,
     feed_state_to_json,
+    lease_end,
     member_from_json,
     member_to_json,
     story_from_json,
@@ -216,7 +219,9 @@ class RedisStore:
             name: client.register_script(source)
             for name, source in {
                 "claim_due": lua.CLAIM_DUE,
+                "release_claim": lua.RELEASE_CLAIM,
                 "sync_feeds": lua.SYNC_FEEDS,
+                "register_missing": lua.REGISTER_MISSING,
                 "commit_article": lua.COMMIT_ARTICLE,
                 "members_after": lua.MEMBERS_AFTER,
                 "release": lua.RELEASE,
@@ -279,14 +284,48 @@ class RedisStore:
         except Exception:
             return False
 
+    async def epoch(self) -> str:
+        """Read the token, setting a fresh one first if there is none (one round trip).
+
+        ``SET NX`` in a transaction with the ``GET``: instances that find the key gone
+        at once all read the one token that won. The key has no TTL, so only a loss of
+        data (or ``allkeys-*`` eviction, which loses data too) takes it away.
+        """
+        with self._errors("epoch"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self.keys.epoch, secrets.token_hex(8), nx=True)
+                pipe.get(self.keys.epoch)
+                _, token = await pipe.execute()
+        return str(token)
+
     # -- feeds -----------------------------------------------------------------
 
-    async def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
+    @staticmethod
+    def _listing_args(urls: Sequence[str], now: datetime) -> list[str | int]:
         args: list[str | int] = [to_micros(now)]
-        for url in dict.fromkeys(urls):
+        for url in urls:
             args += [url, feed_state_to_json(FeedState(url=url, next_check=now))]
+        return args
+
+    async def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
+        args = self._listing_args(list(dict.fromkeys(urls)), now)
         with self._errors("sync_feeds"):
             await self._eval("sync_feeds", [self.keys.feeds_due, self.keys.feeds_state], args)
+
+    async def register_missing(self, urls: Sequence[str], now: datetime) -> int:
+        """One ZCARD when nothing is missing: the list goes to Redis only when some is.
+
+        Redis loses a key as a whole (a flush, an empty restart, eviction), so a lost
+        schedule shows as a short count. Only instances listing different feeds can hide
+        one of ours behind theirs; a reload here lists it again.
+        """
+        listed = list(dict.fromkeys(urls))
+        with self._errors("register_missing"):
+            if not listed or int(await self._redis.zcard(self.keys.feeds_due)) >= len(listed):
+                return 0
+            return int(await self._eval(
+                "register_missing", [self.keys.feeds_due, self.keys.feeds_state],
+                self._listing_args(listed, now)))
 
     async def get_feed_state(self, url: str) -> FeedState | None:
         with self._errors("get_feed_state"):
@@ -319,17 +358,22 @@ class RedisStore:
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int) -> list[FeedState]:
         if limit <= 0:
             return []
-        now_us = to_micros(now)
-        lease_end = now_us + max(0, round(lease_seconds * 1_000_000))
         with self._errors("claim_due"):
             flat = await self._eval(
                 "claim_due", [self.keys.feeds_due, self.keys.feeds_state],
-                [now_us, lease_end, limit],
+                [to_micros(now), lease_end(now, lease_seconds), limit],
             )
         return [
             feed_state_from_json(text) if text else FeedState(url=url)
             for url, text in zip(flat[::2], flat[1::2], strict=True)
         ]
+
+    async def release_claim(self, url: str, claimed: datetime, lease_seconds: float,
+                            due: datetime) -> bool:
+        with self._errors("release_claim"):
+            done = await self._eval("release_claim", [self.keys.feeds_due],
+                                    [url, lease_end(claimed, lease_seconds), to_micros(due)])
+        return bool(done)
 
     async def release_claims(self) -> int:
         return 0

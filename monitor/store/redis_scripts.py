@@ -46,21 +46,50 @@ end
 return out
 """
 
-# KEYS: due zset, state hash. ARGV: now, then url, default state JSON, ...
+# Shared by sync_feeds and register_missing. KEYS: due zset, state hash. ARGV: now,
+# then url, default state JSON, ... A listed feed missing from the due set is added,
+# due now, with the default state unless it has one; a feed in it is left alone.
+# Returns how many were added.
+_ADD_MISSING = """
+local function add_missing()
+  local added = 0
+  for i = 2, #ARGV, 2 do
+    if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+      redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+      redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
+      added = added + 1
+    end
+  end
+  return added
+end
+"""
+
+# KEYS: due zset. ARGV: url, the claim's lease end, due.
+# Hands a feed back only while the claim that set that lease end still holds it.
+RELEASE_CLAIM = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# KEYS, ARGV: as _ADD_MISSING.
 # Unlisted feeds leave the due set (their state stays); new or re-listed ones are due now.
-SYNC_FEEDS = """
+SYNC_FEEDS = _ADD_MISSING + """
 local listed = {}
 for i = 2, #ARGV, 2 do listed[ARGV[i]] = true end
 for _, url in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if not listed[url] then redis.call('ZREM', KEYS[1], url) end
 end
-for i = 2, #ARGV, 2 do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
-    redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
-  end
-end
+add_missing()
 return 0
+"""
+
+# KEYS, ARGV: as _ADD_MISSING. Only adds: feeds another instance lists stay due.
+REGISTER_MISSING = _ADD_MISSING + """
+return add_missing()
 """
 
 # KEYS: stories zset, stories hash, members zset, members hash, outbox sinks set,

@@ -61,6 +61,7 @@ from monitor.store.serde import (
     feed_state_from_json,
     feed_state_to_json,
     from_micros,
+    lease_end,
     story_from_json,
     story_to_json,
     to_micros,
@@ -356,37 +357,65 @@ class SQLiteStore:
             return False
         return True
 
+    async def epoch(self) -> str:
+        return ""
+
     # -- feeds -----------------------------------------------------------------
+
+    @staticmethod
+    def _list_feeds(conn: sqlite3.Connection, listed: Sequence[str], now: datetime,
+                    *, unlist: bool) -> int:
+        """List ``listed`` (inside the caller's transaction); returns how many were not."""
+        due = to_micros(now)
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS listing (url TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM temp.listing")
+        conn.executemany("INSERT INTO temp.listing VALUES (?)", ((u,) for u in listed))
+        if unlist:
+            conn.execute(
+                "UPDATE feeds SET listed = 0 WHERE listed = 1"
+                " AND url NOT IN (SELECT url FROM temp.listing)"
+            )
+        added = conn.total_changes
+        # A feed listed again is due at once; its validators and counters are kept.
+        conn.execute(
+            "UPDATE feeds SET listed = 1, due = ? WHERE listed = 0"
+            " AND url IN (SELECT url FROM temp.listing)",
+            (due,),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO feeds (url, listed, due, state) VALUES (?, 1, ?, ?)",
+            ((u, due, feed_state_to_json(FeedState(url=u, next_check=now))) for u in listed),
+        )
+        added = conn.total_changes - added
+        conn.execute("DELETE FROM temp.listing")
+        return added
 
     async def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
         listed = list(dict.fromkeys(urls))
-        due = to_micros(now)
 
         def sync(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                conn.execute("CREATE TEMP TABLE IF NOT EXISTS listing (url TEXT PRIMARY KEY)")
-                conn.execute("DELETE FROM temp.listing")
-                conn.executemany("INSERT INTO temp.listing VALUES (?)", ((u,) for u in listed))
-                conn.execute(
-                    "UPDATE feeds SET listed = 0 WHERE listed = 1"
-                    " AND url NOT IN (SELECT url FROM temp.listing)"
-                )
-                # A feed listed again is due at once; its validators and counters are kept.
-                conn.execute(
-                    "UPDATE feeds SET listed = 1, due = ? WHERE listed = 0"
-                    " AND url IN (SELECT url FROM temp.listing)",
-                    (due,),
-                )
-                conn.executemany(
-                    "INSERT OR IGNORE INTO feeds (url, listed, due, state) VALUES (?, 1, ?, ?)",
-                    (
-                        (u, due, feed_state_to_json(FeedState(url=u, next_check=now)))
-                        for u in listed
-                    ),
-                )
-                conn.execute("DELETE FROM temp.listing")
+                self._list_feeds(conn, listed, now, unlist=True)
 
         await self._run("sync_feeds", sync)
+
+    async def register_missing(self, urls: Sequence[str], now: datetime) -> int:
+        """A count, and nothing written, when every feed is listed (always, here).
+
+        The file cannot lose rows under the daemon, and no other process lists feeds
+        in it, so this only guards the contract; it must stay cheap and write nothing
+        on a full disk.
+        """
+        listed = list(dict.fromkeys(urls))
+
+        def register(conn: sqlite3.Connection) -> int:
+            (count,) = conn.execute("SELECT COUNT(*) FROM feeds WHERE listed = 1").fetchone()
+            if int(count) >= len(listed):
+                return 0
+            with _transaction(conn):
+                return self._list_feeds(conn, listed, now, unlist=False)
+
+        return await self._run("register_missing", register)
 
     async def get_feed_state(self, url: str) -> FeedState | None:
         row = await self._run(
@@ -440,7 +469,7 @@ class SQLiteStore:
         if limit <= 0:
             return []
         now_us = to_micros(now)
-        lease_end = now_us + max(0, round(lease_seconds * 1_000_000))
+        until = lease_end(now, lease_seconds)
 
         def claim(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):
@@ -450,11 +479,23 @@ class SQLiteStore:
                     (now_us, limit),
                 ).fetchall()
                 conn.executemany(
-                    "UPDATE feeds SET due = ? WHERE url = ?", ((lease_end, r[0]) for r in rows)
+                    "UPDATE feeds SET due = ? WHERE url = ?", ((until, r[0]) for r in rows)
                 )
             return [r[1] for r in rows]
 
         return [feed_state_from_json(s) for s in await self._run("claim_due", claim)]
+
+    async def release_claim(self, url: str, claimed: datetime, lease_seconds: float,
+                            due: datetime) -> bool:
+        row = (to_micros(due), url, lease_end(claimed, lease_seconds))
+
+        def release(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                done = conn.execute(
+                    "UPDATE feeds SET due = ? WHERE url = ? AND listed = 1 AND due = ?", row)
+            return done.rowcount > 0
+
+        return await self._run("release_claim", release)
 
     async def release_claims(self) -> int:
         """A claim pushes ``due`` past the state's next_check; nothing else does.
