@@ -293,6 +293,21 @@ def test_entries_sharing_one_page_link_are_told_apart_by_guid_and_text(
     assert any(k.startswith("u:") for k in single.articles[0].seen_keys)
 
 
+def test_a_live_blog_listing_only_its_newest_post_gives_each_post_its_own_url_key() -> None:
+    # one entry a poll, each "#post-N" of one page: the fragment-less page URL was a
+    # shared seen-key across polls, and every post after the first was a "repeat"
+    def post(n: int, link: str) -> set[str]:
+        item = (f"<item><title>Live: update {n}</title><guid>live-{n}</guid>"
+                f"<link>{link}</link><description>Update {n}.</description></item>")
+        return set(_parse(_rss(item)).articles[0].seen_keys)
+
+    page = "https://live.example.org/ukraine-live"
+    assert not post(1, f"{page}#post-1") & post(2, f"{page}#post-2")
+    # a fragment that is a parameter, not an anchor, is tracking: the same page still
+    assert {k for k in post(3, f"{page}?a=1#xtor=RSS-3") if k.startswith("u:")} == \
+        {k for k in post(4, f"{page}?a=1#xtor=RSS-4") if k.startswith("u:")}
+
+
 def test_ttl_hub_and_content() -> None:
     channel = ('<ttl>30</ttl><atom:link xmlns:atom="http://www.w3.org/2005/Atom" rel="hub" '
                'href="https://pubsubhubbub.example.com/"/>')

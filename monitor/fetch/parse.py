@@ -293,6 +293,21 @@ def _link_base(entry: Mapping[str, Any]) -> str:
     return _str(entry.get("link")).strip().partition("#")[0]
 
 
+def _with_anchor(canonical: str | None, link: str | None) -> str | None:
+    """The canonical URL as an identity, with the link's anchor (``#post-3``) kept.
+
+    The canonical form drops every fragment, which is right for the page but not for
+    what names a place in it: a live blog whose feed lists only its newest post, one
+    ``…/live#post-N`` at a time, would have every post after the first taken for a
+    repeat. A fragment holding ``=`` is a parameter (``#xtor=RSS-3``), not an anchor,
+    and stays dropped.
+    """
+    if canonical is None or link is None:
+        return canonical
+    anchor = link.partition("#")[2]
+    return f"{canonical}#{anchor}" if anchor and "=" not in anchor else canonical
+
+
 def _shared_links(entries: Sequence[Any]) -> frozenset[str]:
     """Links (fragment aside) that more than one entry of the feed points to.
 
@@ -323,7 +338,7 @@ def _article(
     canonical = canonical_url(link) if link else None
     page_link = bool(shared_links) and _link_base(entry) in shared_links
     keys = identity_keys(feed_url=feed.url, guid=guid,
-                         canonical=None if page_link else canonical,
+                         canonical=None if page_link else _with_anchor(canonical, link),
                          title=title, summary=summary or content)
     if not keys:
         keys = (_fallback_key(feed.url, title, summary, content),)

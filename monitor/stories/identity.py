@@ -4,9 +4,10 @@ An article is "seen" when any one of its keys was seen before:
 
 * ``g:`` the feed's GUID, scoped by the feed's host (GUIDs like ``1234`` are not
   unique across publishers, but one publisher's feeds share them);
-* ``u:`` the canonical URL (same page in two feeds, tracking variants, AMP); not for
-  a link several entries of one feed share (a live blog's ``#post-N``, items that all
-  link to the home page: ``fetch/parse.py``), which names a page, not an article;
+* ``u:`` the canonical URL (same page in two feeds, tracking variants, AMP), with the
+  link's anchor kept (a live blog's ``#post-N``; ``fetch/parse.py``); not for a link
+  several entries of one feed share (items that all link to the home page), which
+  names a page, not an article;
 * ``h:`` a hash of the normalized title and summary (a republished copy under
   another URL). Skipped when the text is too short to identify anything.
 """
