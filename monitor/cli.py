@@ -190,7 +190,7 @@ def check(ctx: click.Context, show: bool) -> None:
     except RuleError as e:
         problems.append(str(e))
     try:
-        prepare_state_dir(settings, keep=False)
+        prepare_state_dir(settings, keep=False, strict=True)
     except ConfigError as e:
         problems.append(str(e))
     try:

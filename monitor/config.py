@@ -634,30 +634,37 @@ def _check_semantics(s: Settings, doc: YamlDoc) -> list[Problem]:
     return out
 
 
-def _not_appendable(path: Path) -> str | None:
-    """Why lines could not be appended to ``path`` (None: they can).
+def _not_appendable(path: Path) -> tuple[str, bool] | None:
+    """Why lines could not be appended to ``path``, and whether that lasts (None: they can).
 
     The alert and dead-letter files may live outside ``state_dir``; a folder there or a
-    read-only mount would otherwise show only at the first delivery, as retries.
+    read-only mount would otherwise show only at the first delivery, as retries. A
+    folder in the way lasts; a permission or a read-only mount may be mended while the
+    daemon runs, and its sinks retry.
     """
     if path.is_dir():
-        return f"{path} is a folder"
+        return f"{path} is a folder", True
     if path.exists():
-        return None if os.access(path, os.W_OK) else f"cannot write to {path}"
+        return None if os.access(path, os.W_OK) else (f"cannot write to {path}", False)
     # the sinks create missing folders: the nearest one that exists decides
     folder = next(p for p in path.parents if p.exists())
     if not folder.is_dir():
-        return f"{folder} is not a folder"
-    return None if os.access(folder, os.W_OK) else f"cannot write in {folder}"
+        return f"{folder} is not a folder", True
+    return None if os.access(folder, os.W_OK) else (f"cannot write in {folder}", False)
 
 
-def prepare_state_dir(settings: Settings, *, keep: bool = True) -> None:
+def prepare_state_dir(settings: Settings, *, keep: bool = True,
+                      strict: bool = False) -> list[str]:
     """Create ``state_dir`` and try a file in it; ConfigError naming the folder and the reason.
 
     The store, the lock, the JSONL and dead-letter files all live there, and each would
     otherwise fail on its own with a bare OSError; the two files may be elsewhere, so
     they are checked too. ``keep=False`` (for ``check``) removes the folders it had to
-    create, so a check leaves nothing behind.
+    create, so a check leaves nothing behind. A file that cannot be written now but may
+    be later (a permission, a read-only mount) is a problem for ``check`` (``strict``)
+    and only a returned warning for the daemon: refused at start, it would keep the
+    feeds and every other sink waiting on that one file, and systemd does not restart
+    a setup error.
     """
     path = settings.state_dir
     created = [p for p in (path, *path.parents) if not p.exists()]
@@ -677,10 +684,12 @@ def prepare_state_dir(settings: Settings, *, keep: bool = True) -> None:
                                                      settings.sinks.dead_letter)]
         if settings.sinks.jsonl.enabled:
             files.insert(0, (("sinks", "jsonl", "path"), settings.sinks.jsonl.path))
-        problems = [locator(settings)(key, why) for key, file in files
-                    if (why := _not_appendable(file)) is not None]
+        found = [(key, why) for key, file in files if (why := _not_appendable(file))]
+        problems = [locator(settings)(key, text) for key, (text, lasts) in found
+                    if lasts or strict]
         if problems:
             raise ConfigError(problems)
+        return [f"{'.'.join(key)}: {text}" for key, (text, lasts) in found if not lasts]
     finally:
         if not keep:
             for folder in created:  # deepest first

@@ -222,7 +222,8 @@ class Service:
     async def start(self) -> None:
         """Open everything; raises MonitorError subclasses naming what is wrong."""
         st = self.settings
-        prepare_state_dir(st)
+        for problem in prepare_state_dir(st):
+            logger.warning("{}: alerts for it wait (retried) until it can be written", problem)
         self.rules = load_rules(st.rules.paths)
         self.rules_sig = _rule_files_signature(st.rules.paths)
         self.feeds = load_feeds(st)

@@ -190,3 +190,25 @@ def test_systemd_credential_supplies_the_password(tmp_path: Path,
     s = load_settings(p, env={"NEWS_MONITOR_REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert s.redis_url() == "redis://:from-systemd@127.0.0.1:6379/0"
     assert s.store_url() == "redis://:from-systemd@127.0.0.1:6379/1"
+
+
+def test_an_alert_file_not_writable_for_now_stops_check_but_only_warns_the_daemon(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A read-only mount may be mended while the daemon runs (its sinks retry); refused
+    # at start, the daemon would poll nothing and systemd would not restart it (exit 2).
+    # Root writes anywhere, so the permission is what is stood in for here.
+    import os
+
+    import monitor.config
+
+    out = tmp_path / "ro" / "alerts.jsonl"
+    out.parent.mkdir()
+    out.write_text("")
+    settings = load_settings(write(tmp_path, f"sinks:\n  jsonl:\n    path: {out}\n"), env={})
+    real = os.access
+    monkeypatch.setattr(monitor.config.os, "access",
+                        lambda p, mode: False if Path(p) == out else real(p, mode))
+    assert monitor.config.prepare_state_dir(settings) == \
+        [f"sinks.jsonl.path: cannot write to {out}"]
+    with pytest.raises(ConfigError, match=r"sinks\.jsonl\.path: cannot write to"):
+        monitor.config.prepare_state_dir(settings, keep=False, strict=True)
