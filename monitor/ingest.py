@@ -138,6 +138,8 @@ class Ingestor:
         self._lock = asyncio.Lock()
         self._last_created = datetime.min.replace(tzinfo=UTC)
         self._cursor: str | None = None  # members_after position (shared stores)
+        # stories the index held when the store lost its data (``store_lost``)
+        self._lost_stories: frozenset[str] = frozenset()
         # Group commit: staged articles not yet committed, their stories and keys.
         self._pending: dict[str, Story] = {}
         self._pending_keys: dict[str, str] = {}
@@ -192,9 +194,11 @@ class Ingestor:
         Its sequence numbers count from one again, so the old cursor would pass over
         every member other instances commit until the count caught up with it, and
         their reports of an event would open stories of their own here. What the
-        index holds stays: articles seen again join the stories they were in.
+        index holds stays: articles seen again join the stories they were in, whose
+        records start afresh (said once here, not once per story).
         """
         self._cursor = None
+        self._lost_stories = self.index.story_ids()
 
     def _remember_keys(self, keys: Sequence[str], story_id: str) -> None:
         if not self.key_memory:
@@ -287,7 +291,7 @@ class Ingestor:
             story = self.stories.get(placement.story_id)
         if story is None:
             story = await self.store.get_story(placement.story_id)
-            if story is None:
+            if story is None and placement.story_id not in self._lost_stories:
                 # The index holds the story but the store no longer does: another
                 # instance's clock expired it first. Its record starts afresh.
                 logger.warning("story {} was expired from the store while this instance's "

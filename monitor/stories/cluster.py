@@ -533,6 +533,9 @@ class StoryIndex:
     def story_of(self, article_key: str) -> str | None:
         return self._member_story.get(article_key)
 
+    def story_ids(self) -> frozenset[str]:
+        return frozenset(self._stories)
+
     def story_members(self, story_id: str) -> tuple[str, ...]:
         story = self._stories.get(story_id)
         return tuple(story.members) if story else ()
