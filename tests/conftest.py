@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from loguru import logger
 
-from tests.support.redis_server import ConfiguredRedis, redis_url_for_tests
+from tests.support.redis_server import ConfiguredRedis, RedisServer, redis_url_for_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -65,3 +66,37 @@ def redis_processes() -> Iterator[list[ConfiguredRedis]]:
     yield started
     for server in started:
         server.crash()
+
+
+def _private_redis(persist: bool) -> Iterator[RedisServer]:
+    server = RedisServer(persist=persist)
+    try:
+        server.start()
+    except RuntimeError as e:
+        if _redis_required():
+            pytest.fail(f"CI=true but redis-server cannot start: {e}")
+        pytest.skip(str(e))
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis only this test uses, so it may stop it, flush it or restart it empty."""
+    yield from _private_redis(persist=False)
+
+
+@pytest.fixture
+def own_redis_persistent() -> Iterator[RedisServer]:
+    """The same, with an append-only file: stopped and started, it keeps its data."""
+    yield from _private_redis(persist=True)
+
+
+@pytest.fixture
+def lines() -> Iterator[list[str]]:
+    """Log lines from INFO up, as "LEVEL message"."""
+    got: list[str] = []
+    sink = logger.add(lambda m: got.append(f"{m.record['level'].name} {m.record['message']}"),
+                      level="INFO")
+    yield got
+    logger.remove(sink)

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -336,26 +336,15 @@ async def test_a_jsonl_sink_back_from_a_failure_gets_its_alerts_in_order_after_a
         await store.close()
 
 
-@pytest.fixture
-def sink_server() -> Iterator[RedisServer]:
-    """The Redis sink's own server, which a test may stop and start (the store's stays)."""
-    server = RedisServer(persist=True)
-    try:
-        server.start()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    yield server
-    server.cleanup()
-
 
 @pytest.mark.anyio
 @pytest.mark.redis
 async def test_a_redis_sink_error_keeps_the_stream_in_queue_order(
-        redis_url: str, sink_server: RedisServer) -> None:
+        redis_url: str, own_redis_persistent: RedisServer) -> None:
     # One connection error on a story.new: its updates, due meanwhile, must not enter the
     # stream before it.
-    sink = RedisSink(sink_server.url, channel="alerts", stream="alerts", maxlen=1000)
-    reader = aioredis.Redis.from_url(sink_server.url)
+    sink = RedisSink(own_redis_persistent.url, channel="alerts", stream="alerts", maxlen=1000)
+    reader = aioredis.Redis.from_url(own_redis_persistent.url)
     async with RedisStore(redis_url, prefix="nm-order") as store:
         try:
             await store.outbox_put(story_alerts("redis", 0, 3))
@@ -363,9 +352,9 @@ async def test_a_redis_sink_error_keeps_the_stream_in_queue_order(
                           retry_max=timedelta(minutes=1))
             assert (await d.deliver_due(T0 + timedelta(seconds=1))).sent == 3
             await store.outbox_put(story_alerts("redis", 3, 6))
-            sink_server.stop()
+            own_redis_persistent.stop()
             assert (await d.deliver_due(T0 + timedelta(seconds=2))).failed == 1   # on a_03
-            sink_server.start()
+            own_redis_persistent.start()
             assert (await d.deliver_due(T0 + timedelta(seconds=5))).sent == 0
             for n in range(12, 15):
                 await d.deliver_due(T0 + timedelta(seconds=n))

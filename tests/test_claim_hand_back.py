@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from monitor.config import load_settings
 from monitor.models import utcnow
@@ -30,16 +29,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 SLOW = 0.01   # seconds per byte: an empty feed takes about 2.5 s to fetch
 
 
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer(persist=True)
-    try:
-        server.start()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    yield server
-    server.cleanup()
-
 
 @pytest.fixture
 def feeds() -> Iterator[FeedServer]:
@@ -47,14 +36,6 @@ def feeds() -> Iterator[FeedServer]:
         srv.set("/a.xml", rss([]), drip=SLOW)
         yield srv
 
-
-@pytest.fixture
-def lines() -> Iterator[list[str]]:
-    got: list[str] = []
-    sink = logger.add(lambda m: got.append(f"{m.record['level'].name} {m.record['message']}"),
-                      level="INFO")
-    yield got
-    logger.remove(sink)
 
 
 class Clock:
@@ -74,10 +55,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def one_feed(tmp_path: Path, own_redis: RedisServer, feeds: FeedServer,
+async def one_feed(tmp_path: Path, own_redis_persistent: RedisServer, feeds: FeedServer,
                    clock: Clock) -> AsyncIterator[Service]:
     """The daemon on one slow feed; its lease (an hour) is far longer than min_interval."""
-    config = daemon_config(tmp_path, feeds.url("/a.xml"), store=f"  url: {own_redis.url}\n",
+    config = daemon_config(tmp_path, feeds.url("/a.xml"),
+                           store=f"  url: {own_redis_persistent.url}\n",
                            poll="  parse_workers: 1\n  lease: 1h\n")
     svc = Service(load_settings(config, env={}), clock=clock)
     await svc.start()
@@ -99,21 +81,21 @@ async def poll_round(svc: Service) -> int:
     return started
 
 
-async def lose_a_poll(svc: Service, own_redis: RedisServer, feeds: FeedServer) -> None:
+async def lose_a_poll(svc: Service, own_redis_persistent: RedisServer, feeds: FeedServer) -> None:
     """Stop Redis while feed A is being fetched; Redis back, with its data."""
-    own_redis.stop()
+    own_redis_persistent.stop()
     feeds.set("/a.xml", rss([]))   # later polls are quick (the one under way drips on)
     await settle(svc)
     assert list(svc.unrecorded) == [feeds.url("/a.xml")]
-    own_redis.start()
+    own_redis_persistent.start()
 
 
 async def test_a_lost_poll_is_due_again_min_interval_after_it_not_after_the_lease(
-        one_feed: Service, own_redis: RedisServer, feeds: FeedServer, clock: Clock,
+        one_feed: Service, own_redis_persistent: RedisServer, feeds: FeedServer, clock: Clock,
         lines: list[str]) -> None:
     svc = one_feed
     assert await svc.poll_due() == 1
-    await lose_a_poll(svc, own_redis, feeds)
+    await lose_a_poll(svc, own_redis_persistent, feeds)
     assert any("store unavailable, feed will be retried" in x for x in lines)
     assert await poll_round(svc) == 0     # the store answers: the claim is handed back ...
     clock.advance(seconds=110)
@@ -126,13 +108,14 @@ async def test_a_lost_poll_is_due_again_min_interval_after_it_not_after_the_leas
 
 
 async def test_a_claim_another_instance_took_since_is_left_alone(
-        one_feed: Service, own_redis: RedisServer, feeds: FeedServer, clock: Clock) -> None:
+        one_feed: Service, own_redis_persistent: RedisServer, feeds: FeedServer,
+        clock: Clock) -> None:
     svc = one_feed
     assert await svc.poll_due() == 1
-    await lose_a_poll(svc, own_redis, feeds)
+    await lose_a_poll(svc, own_redis_persistent, feeds)
     claim = svc.unrecorded[feeds.url("/a.xml")]
     # Another instance whose clock is ahead sees the lease run out, and claims A.
-    async with RedisStore(own_redis.url) as other:
+    async with RedisStore(own_redis_persistent.url) as other:
         taken = await other.claim_due(claim.until + timedelta(seconds=1), 3600, 10)
         assert [s.url for s in taken] == [feeds.url("/a.xml")]
         assert await poll_round(svc) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,16 +41,9 @@ def story(n: int) -> dict[str, str]:
     return {"title": title, "link": f"http://example.org/story-{n}", "summary": summary}
 
 
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    server = RedisServer(persist=True)
-    server.start()
-    yield server
-    server.cleanup()
-
 
 def test_redis_outage_and_kill_9_lose_nothing_and_repeat_nothing(
-    tmp_path: Path, private_redis: RedisServer
+    tmp_path: Path, own_redis_persistent: RedisServer
 ) -> None:
     with FeedServer() as srv:
         srv.set("/f.xml", rss([]))
@@ -60,16 +52,16 @@ def test_redis_outage_and_kill_9_lose_nothing_and_repeat_nothing(
             poll="  interval: 1s\n  min_interval: 1s\n  max_interval: 2s\n  max_backoff: 2s\n"
                  "  tick: 0.2s\n  timeout: 5s\n",
             sinks="  retry_min: 0.2s\n  retry_max: 1s\n", more="alerts:\n  updates: every_outlet\n")
-        env = {**os.environ, "NEWS_MONITOR_REDIS_URL": private_redis.url}
+        env = {**os.environ, "NEWS_MONITOR_REDIS_URL": own_redis_persistent.url}
         env.pop("NOTIFY_SOCKET", None)
-        client = redis.Redis.from_url(private_redis.url)
+        client = redis.Redis.from_url(own_redis_persistent.url)
         daemon = Daemon(config, env, tmp_path / "daemon.log")
         daemon.start()
         try:
             srv.set("/f.xml", rss([story(0)]))
             wait_for(lambda: len(stream_alerts(client)) == 1, 60, "the first alert")
 
-            private_redis.stop()
+            own_redis_persistent.stop()
             t_down = time.monotonic()
             hits = srv.hits("/f.xml")
             srv.set("/f.xml", rss([story(0), story(1), story(2)]))
@@ -86,8 +78,8 @@ def test_redis_outage_and_kill_9_lose_nothing_and_repeat_nothing(
             wait_for(lambda: srv.hits("/f.xml") >= hits + 2, 30, "polls after the restart")
             time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - t_down)))
 
-            private_redis.start()
-            client = redis.Redis.from_url(private_redis.url)
+            own_redis_persistent.start()
+            client = redis.Redis.from_url(own_redis_persistent.url)
             wait_for(lambda: len(stream_alerts(client)) >= 4, 60, "the held alerts")
             time.sleep(2)  # anything repeated would arrive now
             alerts = stream_alerts(client)

@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from loguru import logger
-
 from monitor.outage import Outage
-
-
-@pytest.fixture
-def lines() -> Iterator[list[str]]:
-    got: list[str] = []
-    sink = logger.add(lambda m: got.append(f"{m.record['level'].name} {m.record['message']}"),
-                      level="INFO")
-    yield got
-    logger.remove(sink)
 
 
 def test_a_failure_is_logged_once_then_reminded_then_its_end(lines: list[str]) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from loguru import logger
 
 from monitor.config import load_settings
 from monitor.service import Service
@@ -28,17 +27,6 @@ from tests.test_e2e import rss
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis only this test uses, so it may flush it and restart it empty."""
-    server = RedisServer()
-    try:
-        server.start()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    yield server
-    server.cleanup()
-
 
 @pytest.fixture
 def feeds() -> Iterator[FeedServer]:
@@ -46,14 +34,6 @@ def feeds() -> Iterator[FeedServer]:
         srv.set("/a.xml", rss([]))
         yield srv
 
-
-@pytest.fixture
-def lines() -> Iterator[list[str]]:
-    got: list[str] = []
-    sink = logger.add(lambda m: got.append(f"{m.record['level'].name} {m.record['message']}"),
-                      level="INFO")
-    yield got
-    logger.remove(sink)
 
 
 @pytest.fixture

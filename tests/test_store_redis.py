@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -96,25 +95,14 @@ async def test_unreachable_redis_is_store_error_with_password_masked() -> None:
     assert await store.ping() is False
 
 
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    """A Redis this test may stop and start (the session one is shared)."""
-    server = RedisServer()
-    try:
-        server.start()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    yield server
-    server.cleanup()
-
 
 async def test_wrong_password_is_store_error_with_password_masked(
-    own_server: RedisServer,
+    own_redis: RedisServer,
 ) -> None:
-    client = redis.Redis.from_url(own_server.url)
+    client = redis.Redis.from_url(own_redis.url)
     client.config_set("requirepass", "the-right-one")
     client.close()
-    url = own_server.url.replace("redis://", f"redis://default:{PASSWORD}@")
+    url = own_redis.url.replace("redis://", f"redis://default:{PASSWORD}@")
     with pytest.raises(StoreError) as info:
         await RedisStore(url).open()
     assert PASSWORD not in str(info.value)
@@ -122,14 +110,14 @@ async def test_wrong_password_is_store_error_with_password_masked(
     assert "password" in str(info.value)  # redis says what is wrong
 
 
-async def test_outage_ping_false_then_store_error_then_recovery(own_server: RedisServer) -> None:
-    async with RedisStore(own_server.url) as store:
+async def test_outage_ping_false_then_store_error_then_recovery(own_redis: RedisServer) -> None:
+    async with RedisStore(own_redis.url) as store:
         await store.sync_feeds(["a"], T0)
-        own_server.stop()
+        own_redis.stop()
         assert await store.ping() is False
         with pytest.raises(StoreError, match="claim_due"):
             await store.claim_due(T0, 60, 10)
-        own_server.start()  # same port, empty data (no persistence)
+        own_redis.start()  # same port, empty data (no persistence)
         assert await store.ping() is True
         await store.sync_feeds(["b"], T0)
         assert [s.url for s in await store.claim_due(T0, 60, 10)] == ["b"]

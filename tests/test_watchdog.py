@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,18 @@ from tests.test_e2e import Daemon, NotifyListener, rss, wait_for
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
-
 
 def _after(messages: list[str], start: int, text: str) -> int:
     return sum(text in m for m in messages[start:])
 
 
 def test_store_outage_keeps_the_watchdog_fed_and_shows_in_the_status(
-    tmp_path: Path, private_redis: RedisServer
+    tmp_path: Path, own_redis: RedisServer
 ) -> None:
     with FeedServer() as srv:
         srv.set("/f.xml", rss([]))
         config = daemon_config(
-            tmp_path, srv.url("/f.xml"), store=f"  url: {private_redis.url}\n",
+            tmp_path, srv.url("/f.xml"), store=f"  url: {own_redis.url}\n",
             poll="  interval: 1s\n  min_interval: 1s\n  tick: 0.2s\n  timeout: 5s\n")
         notify = NotifyListener(tmp_path / "notify.sock")
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWS_MONITOR_")}
@@ -46,7 +38,7 @@ def test_store_outage_keeps_the_watchdog_fed_and_shows_in_the_status(
             wait_for(lambda: any("READY=1" in m for m in notify.messages), 60, "READY=1")
             wait_for(lambda: _after(notify.messages, 0, "WATCHDOG=1") >= 2, 10, "pings")
 
-            private_redis.stop()
+            own_redis.stop()
             down = len(notify.messages)
             wait_for(lambda: _after(notify.messages, down, "STATUS=store unavailable") >= 1,
                      15, "the outage in the status line")
@@ -54,7 +46,7 @@ def test_store_outage_keeps_the_watchdog_fed_and_shows_in_the_status(
             wait_for(lambda: _after(notify.messages, seen, "WATCHDOG=1") >= 5, 15,
                      "pings while the store is down")
 
-            private_redis.start()
+            own_redis.start()
             back = len(notify.messages)
             wait_for(lambda: _after(notify.messages, back, "STATUS=1 feeds, ") >= 1, 20,
                      "the status line restored")
