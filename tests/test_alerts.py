@@ -336,7 +336,6 @@ async def test_a_jsonl_sink_back_from_a_failure_gets_its_alerts_in_order_after_a
         await store.close()
 
 
-
 @pytest.mark.anyio
 @pytest.mark.redis
 async def test_a_redis_sink_error_keeps_the_stream_in_queue_order(

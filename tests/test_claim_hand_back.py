@@ -29,13 +29,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 SLOW = 0.01   # seconds per byte: an empty feed takes about 2.5 s to fetch
 
 
-
 @pytest.fixture
 def feeds() -> Iterator[FeedServer]:
     with FeedServer() as srv:
         srv.set("/a.xml", rss([]), drip=SLOW)
         yield srv
-
 
 
 class Clock:

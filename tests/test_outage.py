@@ -41,7 +41,6 @@ def story(n: int) -> dict[str, str]:
     return {"title": title, "link": f"http://example.org/story-{n}", "summary": summary}
 
 
-
 def test_redis_outage_and_kill_9_lose_nothing_and_repeat_nothing(
     tmp_path: Path, own_redis_persistent: RedisServer
 ) -> None:

@@ -27,13 +27,11 @@ from tests.test_e2e import rss
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 
-
 @pytest.fixture
 def feeds() -> Iterator[FeedServer]:
     with FeedServer() as srv:
         srv.set("/a.xml", rss([]))
         yield srv
-
 
 
 @pytest.fixture

@@ -95,7 +95,6 @@ async def test_unreachable_redis_is_store_error_with_password_masked() -> None:
     assert await store.ping() is False
 
 
-
 async def test_wrong_password_is_store_error_with_password_masked(
     own_redis: RedisServer,
 ) -> None:

@@ -15,7 +15,6 @@ from tests.test_e2e import Daemon, NotifyListener, rss, wait_for
 pytestmark = pytest.mark.e2e
 
 
-
 def _after(messages: list[str], start: int, text: str) -> int:
     return sum(text in m for m in messages[start:])
 

@@ -77,7 +77,6 @@ _CHUNK = 500  # host parameters per IN (...) query, well under SQLite's limit
 _LEASES: dict[tuple[str, str], asyncio.Lock] = {}
 
 
-
 def _outbox_queue_order(conn: sqlite3.Connection) -> None:
     """3: each outbox row's place in its queue, ``created_at`` as exact microseconds.
 
