@@ -284,6 +284,38 @@ async def test_outbox_keeps_alerts_until_the_sink_takes_them(tmp_path: Path) -> 
         await store.close()
 
 
+class CountingStore(SQLiteStore):
+    """A real SQLite store that counts the queue reads."""
+
+    reads = 0
+
+    async def outbox_due(self, sink: str, now: datetime, limit: int) -> list[OutboxItem]:
+        self.reads += 1
+        return await super().outbox_due(sink, now, limit)
+
+
+@pytest.mark.anyio
+async def test_a_queue_waiting_for_its_heads_retry_is_not_read_until_then(
+        tmp_path: Path) -> None:
+    # while the head waits, a read could only hand out nothing, at up to a batch a pass
+    store = CountingStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        await store.outbox_put([replace(item("a_1"), sink="flaky")])
+        sink = FlakySink(fail=1)
+        d = Deliverer(store, {"flaky": sink}, retry_min=timedelta(seconds=10),
+                      retry_max=timedelta(minutes=1))
+        await d.deliver_due(T0)
+        reads = store.reads
+        for second in range(1, 10):
+            await d.deliver_due(T0 + timedelta(seconds=second))
+        assert store.reads == reads and sink.got == []
+        await d.deliver_due(T0 + timedelta(seconds=11))
+        assert store.reads > reads and sink.got == ["a_1"]
+    finally:
+        await store.close()
+
+
 def story_alerts(sink: str, first: int, count: int) -> list[OutboxItem]:
     """Alerts as the Ingestor queues them for three stories reported in turn: each story's
     ``story.new`` first, then its updates, stamped a microsecond apart in commit order."""

@@ -124,6 +124,9 @@ class Deliverer:
         self._unacked: dict[str, list[str]] = {}
         # sink -> no attempt before this time (a retry time the store could not record)
         self._hold: dict[str, datetime] = {}
+        # sink -> when its head's recorded retry is due: its queue is not read before (it
+        # could only hand out nothing, the head blocking the rest, at up to a batch a pass)
+        self._waiting: dict[str, datetime] = {}
         # sink -> failed attempts in a row the store could not record (so the hold grows)
         self._strikes: dict[str, int] = {}
         self.outage = Outage("outbox")
@@ -163,6 +166,7 @@ class Deliverer:
             self._strikes[name] = self._strikes.get(name, 0) + 1
             raise
         self._strikes.pop(name, None)
+        self._waiting[name] = now + delay
         self._wrote = True
 
     async def _bury(self, name: str, items: Sequence[OutboxItem], error: SinkError,
@@ -276,9 +280,10 @@ class Deliverer:
         stats = DeliveryStats()
         self._wrote = False
         for name, sink in self.sinks.items():
-            if self._hold.get(name, now) > now:
+            if max(self._hold.get(name, now), self._waiting.get(name, now)) > now:
                 continue
             self._hold.pop(name, None)
+            self._waiting.pop(name, None)
             try:
                 async with self.store.exclusive(f"outbox:{name}", self.lease.total_seconds(),
                                                 wait_seconds=0):
