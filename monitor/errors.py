@@ -11,7 +11,8 @@ so callers handle *our* vocabulary and every message names the thing at fault::
     │   ├── FetchError     transport, HTTP status, deadline, size cap, redirects
     │   └── ParseError     the bytes were not a feed feedparser could read
     ├── StoreError         the state back end did not answer or refused a write
-    │   └── LeaseHeld      another instance holds a lease (``Store.exclusive``): not a fault
+    │   ├── LeaseHeld      another instance holds a lease (``Store.exclusive``): not a fault
+    │   └── LeaseLost      the lease this holder had ran out and was taken: its writes refused
     └── SinkError          a sink did not take an alert; it stays in the outbox
 """
 
@@ -117,6 +118,16 @@ class LeaseHeld(StoreError):
 
     A StoreError still (a caller that cannot go on without the lease fails as before), but
     one that only wanted a turn if it was free, as delivery to a sink does, skips it.
+    """
+
+
+class LeaseLost(StoreError):
+    """A write made inside ``Store.exclusive`` found the lease held by another token.
+
+    The holder outlived its lease (a stalled event loop, a slow send) and another
+    instance took it, so the write was refused as a whole: acting on a decision made
+    under a lease that is gone would let two holders settle the same work. A caller
+    leaves that work to the new holder rather than treating the store as failing.
     """
 
 

@@ -1,7 +1,8 @@
 """What the back ends promise beyond the contract for sharing stories between instances.
 
 Redis: a lease whose holder died runs out by itself; a holder that stalled past its
-TTL can neither commit (fenced) nor release the next holder's lease. SQLite: a file
+TTL can neither commit nor settle a sink's outbox (fenced), nor release the next
+holder's lease. SQLite: a file
 from before the change feed keeps its members and feeds them in their old order.
 """
 
@@ -15,8 +16,9 @@ import anyio
 import pytest
 import redis
 
-from monitor.errors import StoreError
+from monitor.errors import LeaseLost, StoreError
 from monitor.models import Story, StoryMember
+from monitor.store.base import OutboxItem
 from monitor.store.keys import Keys
 from monitor.store.redis import RedisStore
 from monitor.store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
@@ -120,6 +122,44 @@ async def test_commits_outside_a_lease_are_not_fenced(redis_url: str) -> None:
             RedisStore(redis_url, prefix=PREFIX) as b, b.exclusive("stories", 30):
         # Another task of another instance, not in a lease: the plain commit path.
         assert await a.commit_article(["k"], story("s"), member("s", "k"), [], T0, 60)
+
+
+@pytest.mark.redis
+async def test_a_delivery_pass_whose_lease_was_taken_over_settles_nothing(
+        redis_url: str) -> None:
+    sink, lease = "webhook:desk", "outbox:webhook:desk"
+    async with RedisStore(redis_url, prefix=PREFIX) as slow, \
+            RedisStore(redis_url, prefix=PREFIX) as fast:
+        await slow.outbox_put([OutboxItem(alert_id=f"a{n}", sink=sink, payload="{}",
+                                          created_at=T0 + timedelta(seconds=n))
+                               for n in range(4)])
+
+        async def queued() -> list[tuple[str, int]]:
+            due = await fast.outbox_due(sink, T0 + timedelta(hours=1), 10)
+            return [(i.alert_id, i.attempts) for i in due]
+
+        async with slow.exclusive(lease, 30):
+            await slow.outbox_done(sink, "a0")        # settled while the lease holds
+            client = redis.Redis.from_url(redis_url)
+            try:
+                client.delete(Keys(PREFIX).lock(lease))  # its TTL ran out, as in a stall
+            finally:
+                client.close()
+            async with fast.exclusive(lease, 30, wait_seconds=0):   # another took the sink
+                with pytest.raises(LeaseLost, match=r"outbox_done: lease .* was lost"):
+                    await slow.outbox_done(sink, "a1")
+                with pytest.raises(LeaseLost, match=r"outbox_done_many: lease .* was lost"):
+                    await slow.outbox_done_many(sink, ["a1", "a2"])
+                with pytest.raises(LeaseLost, match=r"outbox_retry: lease .* was lost"):
+                    await slow.outbox_retry(sink, "a1", T0 + timedelta(minutes=5), "timeout")
+                assert await queued() == [("a1", 0), ("a2", 0), ("a3", 0)]   # all left as was
+                # The holder's own settling goes through.
+                await fast.outbox_done_many(sink, ["a1", "a2"])
+                await fast.outbox_retry(sink, "a3", T0, "down")
+        assert await queued() == [("a3", 1)]
+        # Outside any lease (a single instance's tools, the tests) nothing is checked.
+        await slow.outbox_done(sink, "a3")
+        assert await fast.outbox_depth() == {}
 
 
 async def test_sqlite_v1_file_keeps_its_members_in_the_change_feed(tmp_path: Path) -> None:

@@ -35,7 +35,12 @@ that failed for a while still gets its alerts in order, and since the retry time
 in the store this holds after a restart and for every instance alike. On a shared
 store the deliverer also holds ``exclusive("outbox:<sink>")`` for each pass over a
 sink, so one instance at a time reads and sends that sink's head: an alert goes to
-a sink once, in order, whichever instance sends it.
+a sink once, in order, whichever instance sends it. Inside that lease,
+``outbox_done``, ``outbox_done_many`` and ``outbox_retry`` apply only while the
+caller's lease still holds, checked atomically with the write, and raise
+``LeaseLost`` (writing nothing) once it ran out and another holder took it: two
+holders never both settle an alert. SQLite's lease is a process-local lock without
+expiry (one daemon per file), which cannot be lost, so there is nothing to check.
 """
 
 from __future__ import annotations
@@ -247,7 +252,11 @@ class Store(Protocol):
         """
 
     async def outbox_done(self, sink: str, alert_id: str) -> None:
-        """The sink took the alert: remove it from that sink's queue."""
+        """The sink took the alert: remove it from that sink's queue.
+
+        Inside ``exclusive``, only while that lease holds: else LeaseLost, nothing
+        removed (the module docstring). So too ``outbox_done_many`` and ``outbox_retry``.
+        """
 
     async def outbox_done_many(self, sink: str, alert_ids: Sequence[str]) -> None:
         """The sink took all these alerts (one batch, one write): remove them together.

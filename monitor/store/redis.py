@@ -7,7 +7,7 @@ Why it looks like this:
   to the lease end), ``release_claim`` (hand one back while that lease end is still
   its due time), ``commit_article`` (refuse when any seen key exists, else write
   keys, story, member and outbox items together), ``sync_feeds`` and
-  ``register_missing``, ``outbox_put``, ``outbox_retry``, ``expire``.
+  ``register_missing``, ``outbox_put``, ``outbox_done``, ``outbox_retry``, ``expire``.
   ``commit_articles`` sends one ``commit_article`` script per entry in one pipeline
   (not a transaction): one round trip per batch.
 * **Every key under one prefix**, named in ``keys.py`` only.
@@ -30,9 +30,9 @@ Why it looks like this:
   compare-and-delete script; a holder that died frees it after its TTL. A holder
   that merely stalled past its TTL is *fenced*: ``commit_article`` and
   ``save_story`` inside the lease check in the same script that the token still
-  holds, and refuse with ``StoreError`` otherwise, so a stale decision is never
-  written. Why a lease rather than optimistic versioning (commit only when no
-  member was added since the catch-up, else retry): with one global story
+  holds, and refuse with ``LeaseLost`` (a ``StoreError``) otherwise, so a stale
+  decision is never written. Why a lease rather than optimistic versioning (commit
+  only when no member was added since the catch-up, else retry): with one global story
   index every commit by any instance would invalidate every in-flight decision,
   so under load the optimistic path retries often, each retry re-reading and
   re-deciding; the lease costs three round trips per poll (take, catch up,
@@ -43,7 +43,10 @@ Why it looks like this:
   retry leaves alone (``Store.outbox_due``). Versions before outbox layout 2 scored a
   retried item by its retry time; ``open`` moves such items back to their place once
   per deployment (``{prefix}:outbox:layout``). Upgrade every instance together: an
-  older one still running would score its retries the old way again.
+  older one still running would score its retries the old way again. A delivery
+  pass holds ``exclusive("outbox:<sink>")``, and its ``outbox_done``,
+  ``outbox_done_many`` and ``outbox_retry`` are fenced like commits: a pass that
+  outlived its lease settles nothing the next holder may be sending.
 
 Redis Cluster: the scripts touch keys in several hash slots, so this store wants a
 single primary (with Sentinel for failover: ``redis+sentinel://``, see ``redis_url.py``),
@@ -66,7 +69,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.errors import LeaseHeld, StoreError
+from monitor.errors import LeaseHeld, LeaseLost, StoreError
 from monitor.models import FeedState, Story, StoryMember
 from monitor.redis_url import connect
 from monitor.store import redis_scripts as lua
@@ -152,7 +155,8 @@ class RedisStore:
         self.keys = Keys(prefix)
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
-        # (lease key, token) held by the current task: commits inside it are fenced.
+        # (lease key, token) held by the current task: commits and outbox settling inside
+        # it are fenced.
         self._lease: ContextVar[tuple[str, str] | None] = ContextVar(
             f"redis-store-lease-{id(self)}", default=None)
 
@@ -226,6 +230,7 @@ class RedisStore:
                 "members_after": lua.MEMBERS_AFTER,
                 "release": lua.RELEASE,
                 "outbox_put": lua.OUTBOX_PUT,
+                "outbox_done": lua.OUTBOX_DONE,
                 "outbox_retry": lua.OUTBOX_RETRY,
                 "expire": lua.EXPIRE,
             }.items()
@@ -428,17 +433,11 @@ class RedisStore:
         else:
             keys.append(guard)
             args.append(GUARD_TTL_MS)
-        lease = self._lease.get()
-        if lease is None:
-            args.append("")
-        else:
-            keys.append(lease[0])
-            args.append(lease[1])
-        return keys, args, lease
+        return keys, args, self._fence(keys, args)
 
-    def _fenced(self, what: str, lease: tuple[str, str] | None, written: str) -> StoreError:
+    def _fenced(self, what: str, lease: tuple[str, str] | None, written: str) -> LeaseLost:
         assert lease is not None
-        return StoreError(
+        return LeaseLost(
             f"Redis store {redact_url(self.url)}: {what}: lease {lease[0]!r} was"
             f" lost (held past its TTL, now someone else's); {written}")
 
@@ -617,30 +616,50 @@ class RedisStore:
         return due_head([item for h in hashes if (item := _item_from_hash(h)) is not None],
                         now)
 
+    def _fence(self, keys: list[str], args: list[str | int]) -> tuple[str, str] | None:
+        """Append the lease held in this context (key, token) to a fenced script's call.
+
+        A delivery pass settles its sink's queue under ``exclusive("outbox:<sink>")``;
+        its acknowledgements and retry marks are written only while its token still
+        holds that lease, in the same script, so a pass that outlived its lease cannot
+        settle what the new holder is working on. Outside a lease: '' (unchecked).
+        """
+        lease = self._lease.get()
+        if lease is None:
+            args.append("")
+        else:
+            keys.append(lease[0])
+            args.append(lease[1])
+        return lease
+
     async def outbox_done(self, sink: str, alert_id: str) -> None:
-        with self._errors("outbox_done"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(self.keys.outbox_queue(sink), alert_id)
-                pipe.delete(self.keys.outbox_item(sink, alert_id))
-                await pipe.execute()
+        await self._outbox_done("outbox_done", sink, [alert_id])
 
     async def outbox_done_many(self, sink: str, alert_ids: Sequence[str]) -> None:
         ids = list(dict.fromkeys(alert_ids))
-        if not ids:
-            return
-        with self._errors("outbox_done_many"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(self.keys.outbox_queue(sink), *ids)
-                pipe.delete(*(self.keys.outbox_item(sink, a) for a in ids))
-                await pipe.execute()
+        if ids:
+            await self._outbox_done("outbox_done_many", sink, ids)
+
+    async def _outbox_done(self, what: str, sink: str, ids: list[str]) -> None:
+        """One script for any number of ids: all removed, or none once the lease is lost."""
+        keys = [self.keys.outbox_queue(sink), *(self.keys.outbox_item(sink, a) for a in ids)]
+        args: list[str | int] = list(ids)
+        lease = self._fence(keys, args)
+        with self._errors(what):
+            done = int(await self._eval("outbox_done", keys, args))
+        if done == -1:
+            raise self._fenced(what, lease, f"{len(ids)} alert(s) of {sink} left queued")
 
     async def outbox_retry(
         self, sink: str, alert_id: str, next_attempt: datetime, error: str
     ) -> None:
-        text = dt_to_text(next_attempt) or ""
+        keys = [self.keys.outbox_item(sink, alert_id)]
+        args: list[str | int] = [dt_to_text(next_attempt) or "", error]
+        lease = self._fence(keys, args)
         with self._errors("outbox_retry"):
-            await self._eval("outbox_retry", [self.keys.outbox_item(sink, alert_id)],
-                             [text, error])
+            done = int(await self._eval("outbox_retry", keys, args))
+        if done == -1:
+            raise self._fenced("outbox_retry", lease, f"alert {alert_id} of {sink} unchanged")
 
     async def outbox_depth(self) -> dict[str, int]:
         with self._errors("outbox_depth"):

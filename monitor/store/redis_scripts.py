@@ -175,10 +175,36 @@ put_items(KEYS[1], 2, 2, tonumber(ARGV[1]))
 return 0
 """
 
-# KEYS: item. ARGV: next_attempt text, error.
+# Shared by the outbox scripts a delivery pass runs under its sink's lease. The lease
+# key is the last of KEYS and the holder's token the last of ARGV, '' when the caller
+# holds no lease (nothing to check). False when another token holds the lease now.
+_FENCE = """
+local function fenced()
+  local token = ARGV[#ARGV]
+  return token ~= '' and redis.call('GET', KEYS[#KEYS]) ~= token
+end
+"""
+
+# KEYS: queue, then item per alert id, then the lease key when fenced.
+# ARGV: alert ids..., lease token ('' when not fenced).
+# Removes the items from the queue, all or (fenced out: -1) none. Ids not queued are
+# ignored. Returns how many ids were given.
+OUTBOX_DONE = _FENCE + """
+if fenced() then return -1 end
+for i = 1, #ARGV - 1 do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('DEL', KEYS[i + 1])
+end
+return #ARGV - 1
+"""
+
+# KEYS: item, then the lease key when fenced. ARGV: next_attempt text, error, lease
+# token ('' when not fenced).
 # A retry for an item already done is ignored rather than resurrecting half an item.
 # The item keeps its place in the queue (its score): the items after it wait for it.
-OUTBOX_RETRY = """
+# -1, writing nothing, when fenced out.
+OUTBOX_RETRY = _FENCE + """
+if fenced() then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'next_attempt', ARGV[1], 'last_error', ARGV[2])

@@ -21,7 +21,10 @@ Why it looks like this:
 * **One instance per file**, so ``shared`` is False and ``exclusive`` is a
   process-local lock: the Ingestor's plain path needs neither, and the lease's
   contract (mutual exclusion, a deadline naming the lease) still holds for any
-  caller in this process. ``members_after`` reads an AUTOINCREMENT column.
+  caller in this process. Such a lease has no expiry, so no other holder can take
+  it from a slow one: the outbox acknowledgements and retry marks a delivery pass
+  writes under it (each one transaction) need no token check, unlike Redis's.
+  ``members_after`` reads an AUTOINCREMENT column.
 * **Feed states are group-committed.** Every poll ends with ``save_feed_state``;
   at hundreds of polls a second, one transaction each kept the store's thread
   busy and every article commit queued behind them. Saves that arrive while one
