@@ -15,12 +15,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from loguru import logger
 
 from monitor.alerts.delivery import Deliverer
 from monitor.alerts.sinks import JsonlSink, Sink, StdoutSink
 from monitor.alerts.webhook import WebhookSink
+from monitor.errors import SinkError
 from monitor.store.base import OutboxItem
+from monitor.store.keys import Keys
 from monitor.store.redis import RedisStore
 from tests.support.http_sink import HttpSink
 
@@ -162,3 +165,66 @@ async def test_a_pass_ends_well_within_its_lease(
         assert (stats.sent, stats.failed) == (0, 1)
         [head, *_] = await a.store.outbox_due("webhook:desk", T0 + timedelta(minutes=1), 10)
         assert head.attempts == 1 and "delivery lease" in (head.last_error or "")
+
+
+class HeldSink:
+    """A sink whose first send waits until the test lets it go: a pass stalled mid-send.
+
+    It stands for a receiver (or an event loop) slow enough that the pass outlives its
+    lease; the test decides when, instead of racing a timer. ``fail``: that send then
+    fails, so the pass has a retry to record rather than an acknowledgement.
+    """
+
+    name = "webhook:held"
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+        self.took: list[str] = []
+
+    async def send(self, item: OutboxItem) -> None:
+        if not self.started.is_set():
+            self.started.set()
+            await self.go.wait()
+            if self.fail:
+                raise SinkError("sink webhook:held: timed out")
+        self.took.append(item.alert_id)
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["taken", "failed"])
+async def test_a_pass_that_lost_its_lease_leaves_the_sink_to_the_new_holder(
+        redis_url: str, logs: list[str], fail: bool) -> None:
+    sink, lease = "webhook:held", "outbox:webhook:held"
+    later = T0 + timedelta(minutes=1)
+    held = HeldSink(fail=fail)
+    async with RedisStore(redis_url, prefix=PREFIX) as a_store, \
+            RedisStore(redis_url, prefix=PREFIX) as b_store:
+        a = Deliverer(a_store, {sink: held}, retry_min=timedelta(seconds=10),
+                      retry_max=timedelta(minutes=1))
+        await a_store.outbox_put(alerts(sink, 3))
+        stalled = asyncio.create_task(a.deliver_due(later))
+        await held.started.wait()
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.delete(Keys(PREFIX).lock(lease))       # the lease ran out meanwhile ...
+        finally:
+            client.close()
+        async with b_store.exclusive(lease, 30, wait_seconds=0):   # ... and B took the sink
+            held.go.set()
+            await stalled
+            # A settled nothing: the head is as it was, for B to send (again).
+            head = await b_store.outbox_due(sink, later, 10)
+            assert [(i.alert_id, i.attempts) for i in head] == [(x, 0) for x in ids(3)]
+        lost = [x for x in logs if "outlived its lease" in x]
+        assert len(lost) == 1 and f"sink {sink}:" in lost[0] and "WARNING" in lost[0], logs
+        assert not [x for x in logs if "outbox unavailable" in x]   # the store is fine
+        # A kept no memory of that pass (no acknowledgement owed, no retry hold): once
+        # the sink is free its next pass starts again from the head, at least once.
+        stats = await a.deliver_due(later)
+        assert (stats.sent, stats.failed) == (3, 0)
+        assert held.took == ids(1)[: 0 if fail else 1] + ids(3)
+        assert await b_store.outbox_depth() == {}

@@ -39,7 +39,12 @@ alert appears on the stdout and in the JSONL file of the instance that delivered
 only. So that a holder never acts on a lease that ran out, a pass starts no send
 after a third of the lease and cuts off a send still running at two thirds: that
 send counts as failed and is retried (the lease is one minute, or six times the
-longest sink timeout; a send normally takes far less).
+longest sink timeout; a send normally takes far less). Should a pass outlive its
+lease all the same (an event loop stalled past the cut-off), the store refuses its
+acknowledgements and retry marks (``LeaseLost``: they are checked against the
+lease's token in the same write), and the pass stops with one warning naming the
+sink: what it sent stays queued for the instance that holds the sink now, which may
+send it again (at least once, as across a crash).
 
 A store that reads but cannot write (a full disk under SQLite) would otherwise make
 every pass send the same alerts again, once a second, to webhooks that have no
@@ -64,7 +69,7 @@ from monitor.alerts.deadletter import DeadLetters
 from monitor.alerts.digest import DigestSink
 from monitor.alerts.failures import SinkBusy, SinkRejected
 from monitor.alerts.sinks import BatchSink, Sink
-from monitor.errors import LeaseHeld, SinkError, StoreError
+from monitor.errors import LeaseHeld, LeaseLost, SinkError, StoreError
 from monitor.outage import Outage
 from monitor.store.base import OutboxItem, Store
 
@@ -161,6 +166,8 @@ class Deliverer:
         try:
             for item in items:
                 await self.store.outbox_retry(name, item.alert_id, now + delay, str(error))
+        except LeaseLost:
+            raise   # the sink's new holder decides its retries now
         except StoreError:
             self._hold[name] = now + delay
             self._strikes[name] = self._strikes.get(name, 0) + 1
@@ -182,12 +189,16 @@ class Deliverer:
                 try:
                     await self.store.outbox_retry(name, item.alert_id, now + self.retry_max,
                                                   str(error))
+                except LeaseLost:
+                    raise
                 except StoreError:
                     self._hold[name] = now + self.retry_max
                     raise
                 continue
             try:
                 await self.store.outbox_done(name, item.alert_id)
+            except LeaseLost:
+                raise   # left queued for the new holder, which may bury it once more
             except StoreError:
                 # In the file already: only the acknowledgement is tried again.
                 self._unacked.setdefault(name, []).append(item.alert_id)
@@ -209,6 +220,8 @@ class Deliverer:
                 await self.store.outbox_done(name, items[0].alert_id)
             else:
                 await self.store.outbox_done_many(name, [i.alert_id for i in items])
+        except LeaseLost:
+            raise   # not remembered: they stay queued for the new holder (at least once)
         except StoreError:
             # Sent but not acknowledged: held here, not sent again (``_ack_pending``).
             self._unacked.setdefault(name, []).extend(i.alert_id for i in items)
@@ -295,6 +308,12 @@ class Deliverer:
                         await self._deliver_each(name, sink, now, stats, window)
             except LeaseHeld:
                 continue  # another instance is delivering to this sink right now
+            except LeaseLost as e:
+                logger.warning("sink {}: this delivery pass outlived its lease ({:g} s) and "
+                               "another instance took the sink; what the pass sent but had "
+                               "not acknowledged is left queued to it, which may send it "
+                               "again: {}", name, self.lease.total_seconds(), e)
+                continue
             except StoreError as e:
                 self.outage.failed(e, "alerts wait")
                 return stats
