@@ -12,7 +12,7 @@ from monitor.errors import StoreError
 from monitor.models import FeedState, Story, StoryMember
 from monitor.store.base import ArticleCommit, OutboxItem
 from monitor.store.keys import Keys
-from monitor.store.redis import RedisStore
+from monitor.store.redis import EPOCH_UNSET, RedisStore
 from monitor.store.serde import to_micros
 from tests.support.redis_server import RedisServer, free_port
 
@@ -158,6 +158,24 @@ async def test_epoch_changes_once_the_data_is_lost(redis_url: str) -> None:
         after = await second.epoch()    # the first to look sets a new one ...
         assert after and after != before
         assert await first.epoch() == after   # ... which every instance then reads
+
+
+async def test_epoch_tells_a_loss_even_while_the_server_refuses_writes(
+        own_redis: RedisServer) -> None:
+    # Back empty as a read-only replica, say: no new token can be written yet.
+    async with RedisStore(own_redis.url, prefix="p") as store:
+        before = await store.epoch()
+        with redis.Redis.from_url(own_redis.url) as client, client.pipeline() as tx:
+            tx.flushall()
+            tx.config_set("min-replicas-to-write", 1)
+            tx.execute()
+        assert await store.epoch() == EPOCH_UNSET != before
+        assert await store.epoch() == EPOCH_UNSET           # the same, while it lasts
+        with redis.Redis.from_url(own_redis.url) as client:
+            client.config_set("min-replicas-to-write", 0)
+        after = await store.epoch()
+        assert after not in (before, EPOCH_UNSET)
+        assert await store.epoch() == after
 
 
 async def test_foreign_data_under_prefix_is_store_error(redis_url: str) -> None:

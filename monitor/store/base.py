@@ -112,7 +112,8 @@ class Store(Protocol):
         nothing happened. A daemon that compares this with what it read before can
         tell that its memory of the store (a change-feed cursor) is stale, and say
         that the seen articles, stories and queued alerts are gone. SQLite keeps its
-        file open: its token never changes.
+        file open: its token never changes. Cheap (the daemon reads it every poll tick),
+        and it tells a loss even when the store cannot write a new token just then.
         """
 
     # -- feeds -------------------------------------------------------------

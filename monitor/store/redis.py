@@ -67,7 +67,7 @@ from types import TracebackType
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from monitor.errors import LeaseHeld, LeaseLost, StoreError
 from monitor.models import FeedState, Story, StoryMember
@@ -98,6 +98,7 @@ LEASE_POLL_MAX = 0.05   # ... up to this, with jitter so waiters do not march in
 GUARD_TTL_MS = 60_000   # a batch's guard key outlives its pipeline even if the DEL is lost
 OUTBOX_LAYOUT = "2"     # queues scored by created_at (see the module docstring)
 LAYOUT_CHUNK = 1000     # queue items read per round trip while moving them to their place
+EPOCH_UNSET = "-"       # ``epoch`` of a server that lost the token and refuses a new one
 
 
 def _item_fields(item: OutboxItem) -> list[str]:
@@ -290,17 +291,27 @@ class RedisStore:
             return False
 
     async def epoch(self) -> str:
-        """Read the token, setting a fresh one first if there is none (one round trip).
+        """Read the token (one ``GET``); when it is gone, set a fresh one and read that.
 
-        ``SET NX`` in a transaction with the ``GET``: instances that find the key gone
-        at once all read the one token that won. The key has no TTL, so only a loss of
-        data (or ``allkeys-*`` eviction, which loses data too) takes it away.
+        The daemon reads it every poll tick, so the usual call is a read only. ``SET NX``
+        in a transaction with the ``GET``: instances that find the key gone at once all
+        read the one token that won. The key has no TTL, so only a loss of data (or
+        ``allkeys-*`` eviction, which loses data too) takes it away. A server back empty
+        that refuses writes (a read-only replica, ``maxmemory``, ``min-replicas-to-write``)
+        cannot take a new token; ``EPOCH_UNSET`` stands for it, so the loss is seen all
+        the same, and the first instance able to write sets the token everyone reads.
         """
         with self._errors("epoch"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(self.keys.epoch, secrets.token_hex(8), nx=True)
-                pipe.get(self.keys.epoch)
-                _, token = await pipe.execute()
+            token = await self._redis.get(self.keys.epoch)
+            if token is not None:
+                return str(token)
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.set(self.keys.epoch, secrets.token_hex(8), nx=True)
+                    pipe.get(self.keys.epoch)
+                    _, token = await pipe.execute()
+            except ResponseError:   # the write was refused; the server answered
+                return EPOCH_UNSET
         return str(token)
 
     # -- feeds -----------------------------------------------------------------
