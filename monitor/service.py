@@ -13,7 +13,9 @@ A feed failing is one feed failing: every error is caught per feed, logged with
 the feed's URL and kind, counted in its state, and the feed is tried again later
 with backoff. A store outage pauses polling (nothing is accepted that could not
 be recorded) and the daemon keeps running until the store comes back (the systemd
-watchdog is still fed; the status line says the store is unavailable).
+watchdog is still fed; the status line says the store is unavailable). A store that
+answers but lost its data is noticed at the next poll tick, which registers the feeds
+again (``_restore_schedule``); ``/healthz`` is 503 for as long as it cannot.
 """
 
 from __future__ import annotations
@@ -205,6 +207,11 @@ class Service:
         self.push: PushReceiver | None = None
         self.lock: InstanceLock | None = None
         self.epoch = ""   # the store's (``Store.epoch``), to notice it lost its data
+        # When this instance found the store had lost its data, until the feeds are
+        # registered again: nothing is polled meanwhile, and ``/healthz`` says so.
+        self.lost_at: datetime | None = None
+        self.relisting = Outage("store")   # registering them again fails (writes refused)
+        self._restoring = asyncio.Lock()   # one schedule check at a time (poll and maintenance)
         # Feeds whose polls the store could not record, still claimed: see ``_hand_back``.
         self.unrecorded: dict[str, Claim] = {}
 
@@ -276,7 +283,13 @@ class Service:
                                    initializer=orphans.exit_with, initargs=(os.getpid(),))
 
     async def health(self) -> tuple[bool, dict[str, object]]:
-        """Ready when the store answers and the scheduler runs (or we are in ``once`` mode)."""
+        """Ready when feeds are being polled: the store answers and takes claims, it holds
+        the feed schedule, and the scheduler runs (or we are in ``once`` mode).
+
+        A store that answers a ping may still poll nothing: it lost its data and the
+        feeds are not registered again yet (it refuses writes, say), or it refuses the
+        claims themselves. Both are 503 with a ``reason``, not 200 until the next sign.
+        """
         store_ok = self.store is not None and await self.store.ping()
         sched_ok = self.scheduler is None or bool(self.scheduler.running)
         detail: dict[str, object] = {
@@ -284,7 +297,23 @@ class Service:
             "failing": len(self.failing), "polling": len(self.inflight),
             "seconds_since_progress": round(time.monotonic() - self.last_progress, 1),
         }
-        return store_ok and sched_ok and not self.stopping.is_set(), detail
+        reasons = []
+        if not store_ok:
+            reasons.append("the store does not answer")
+        if self.lost_at is not None:
+            detail["store_data_lost_at"] = self.lost_at.isoformat()
+            reasons.append(f"the store lost its data at {self.lost_at.isoformat()} and its "
+                           f"{len(self.feeds)} feed(s) are not registered again yet: nothing "
+                           "is polled")
+        elif store_ok and self.claims.down:
+            reasons.append("the store refuses claims: polling paused")
+        if not sched_ok:
+            reasons.append("the scheduler is not running")
+        if self.stopping.is_set():
+            reasons.append("stopping")
+        if reasons:
+            detail["reason"] = "; ".join(reasons)
+        return not reasons, detail
 
     async def start_metrics(self) -> None:
         m = self.settings.metrics
@@ -584,7 +613,7 @@ class Service:
         free = self.settings.poll.concurrency - len(self.inflight)
         if free <= 0 or self.stopping.is_set():
             return 0
-        back = self.claims.down
+        await self._restore_schedule()
         now, lease = self.clock(), self.settings.poll.lease.total_seconds()
         try:
             claimed = await self.store.claim_due(now, lease, free)
@@ -599,8 +628,6 @@ class Service:
                                        name=f"poll {state.url}")
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
-        if back:  # a store back from an outage may be back empty: no need to wait a minute
-            await self._restore_schedule()
         if self.unrecorded:
             await self._hand_back()
         return len(claimed)
@@ -634,41 +661,67 @@ class Service:
                 del self.unrecorded[url]
 
     async def _restore_schedule(self) -> None:
-        """Register again the feeds the store lost from its schedule (``register_missing``).
+        """Notice a store that lost its data, and register again the feeds it lost.
 
         The schedule is written at start and on a reload only: a Redis that came back
         empty would answer every claim with nothing, and the daemon would poll nothing
-        again, healthy by every other sign, until a SIGHUP. Called from the maintenance
-        job (every minute: one count when nothing is missing) and when claims work again
-        after an outage. A store failing here fails the claims and the maintenance too,
-        which say so; this one only waits for the next call.
+        again, healthy by every other sign, until a SIGHUP. So every poll tick, before
+        its claim, reads ``Store.epoch`` and asks ``register_missing`` (one ``GET`` and
+        one count when nothing is missing: two round trips per ``poll.tick``), and the
+        feeds lost are claimed in the same tick; the maintenance job checks too.
+
+        Noticed but not registered again (a Redis back empty that refuses writes: a
+        read-only replica, ``maxmemory``, ``min-replicas-to-write``), the loss is held in
+        ``lost_at``: ``/healthz`` and the status line say so, an ERROR says why (again
+        every minute while it lasts), and each tick tries again. The one warning naming
+        the loss comes once the feeds are registered again. Any other store failure
+        here fails the claims too, which say so; this check only waits for the next tick.
         """
         assert self.store is not None and self.ingestor is not None
-        try:
-            epoch = await self.store.epoch()
-            added = await self.store.register_missing(list(self.feeds), self.clock())
-        except StoreError as e:
-            logger.debug("feed schedule not checked: {}", e)
-            return
-        if epoch != self.epoch:
-            self.epoch = epoch
-            self.ingestor.store_lost()
-            logger.warning("the store lost its data (a Redis restarted without persistence, "
-                           "flushed, evicted or failed over to an empty replica?): the seen "
-                           "articles, stories and queued alerts it held are gone, so articles "
-                           "still in the feeds may alert again; {}",
-                           f"{added} feed(s) re-registered, due now" if added
-                           else "its feed schedule is whole again")
-        elif not added:
-            return
-        elif added == len(self.feeds):
-            logger.warning("the store lost the feed schedule (a Redis restarted without "
-                           "persistence, flushed, evicted or failed over to an empty replica?): "
-                           "{} feed(s) re-registered, due now", added)
-        else:
-            logger.warning("the store's feed schedule lacked {} of {} feeds (lost, or unlisted "
-                           "by an instance with another feed list): re-registered, due now",
-                           added, len(self.feeds))
+        async with self._restoring:
+            try:
+                epoch = await self.store.epoch()
+            except StoreError as e:
+                logger.debug("store epoch not read: {}", e)
+                return
+            if epoch != self.epoch:
+                self.epoch = epoch
+                self.ingestor.store_lost()
+                self.lost_at = self.lost_at or self.clock()
+            try:
+                added = await self.store.register_missing(list(self.feeds), self.clock())
+            except StoreError as e:
+                if self.lost_at is None:
+                    logger.debug("feed schedule not checked: {}", e)
+                    return
+                first = not self.relisting.down
+                self.relisting.failed(e, "it lost its data and its feeds are not "
+                                         "registered again yet: nothing is polled")
+                if first:
+                    await self._status()
+                return
+            if self.lost_at is not None:
+                self.lost_at = None
+                if self.relisting.down:
+                    self.relisting.recovered("the feeds it lost are registered again")
+                    await self._status()
+                logger.warning("the store lost its data (a Redis restarted without "
+                               "persistence, flushed, evicted or failed over to an empty "
+                               "replica?): the seen articles, stories and queued alerts it "
+                               "held are gone, so articles still in the feeds may alert "
+                               "again; {}",
+                               f"{added} feed(s) re-registered, due now" if added
+                               else "its feed schedule is whole again")
+            elif not added:
+                return
+            elif added == len(self.feeds):
+                logger.warning("the store lost the feed schedule (a Redis restarted without "
+                               "persistence, flushed, evicted or failed over to an empty "
+                               "replica?): {} feed(s) re-registered, due now", added)
+            else:
+                logger.warning("the store's feed schedule lacked {} of {} feeds (lost, or "
+                               "unlisted by an instance with another feed list): "
+                               "re-registered, due now", added, len(self.feeds))
 
     async def deliver(self) -> DeliveryStats:
         """One delivery pass over what is due now (nothing when no sink is configured)."""
@@ -697,7 +750,8 @@ class Service:
                 for sink in (self.deliverer.sinks if self.deliverer else {}):
                     self.metrics.outbox_depth.labels(sink).set(per_sink.get(sink, 0))
         self.metrics.feeds_failing.set(len(self.failing))
-        down = ("store unavailable, polling paused: " if not self.store_ok
+        down = ("store lost its data, feeds not registered again yet: " if self.lost_at
+                else "store unavailable, polling paused: " if not self.store_ok
                 else "store refusing writes, polls not recorded: " if self.records.down
                 else "")
         self.notifier.status(f"{down}{len(self.feeds)} feeds, {len(self.failing)} failing, "
