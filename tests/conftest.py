@@ -100,3 +100,16 @@ def lines() -> Iterator[list[str]]:
                       level="INFO")
     yield got
     logger.remove(sink)
+
+
+@pytest.fixture
+def logs() -> Iterator[list[str]]:
+    """Every log line from DEBUG up, in loguru's default format ("time | LEVEL | where - message").
+
+    Wider than ``lines``: tests that prove something never reaches the log (a secret)
+    must see the debug lines too.
+    """
+    got: list[str] = []
+    sink = logger.add(lambda m: got.append(str(m)), level="DEBUG")
+    yield got
+    logger.remove(sink)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from loguru import logger
 
 from monitor.alerts.delivery import Deliverer
 from monitor.alerts.sinks import JsonlSink, Sink, StdoutSink
@@ -53,14 +52,6 @@ def ids(count: int) -> list[str]:
 def rx() -> Iterator[HttpSink]:
     with HttpSink() as server:
         yield server
-
-
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink_id = logger.add(lambda m: lines.append(str(m)), level="DEBUG")
-    yield lines
-    logger.remove(sink_id)
 
 
 class Instance:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from monitor.alerts.deadletter import DeadLetters
 from monitor.alerts.delivery import Deliverer
@@ -69,14 +68,6 @@ async def store(tmp_path: Path) -> AsyncIterator[ReadOnlyStore]:
     await s.open()
     yield s
     await s.close()
-
-
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink_id = logger.add(lambda m: lines.append(str(m)), level="DEBUG")
-    yield lines
-    logger.remove(sink_id)
 
 
 def test_signature_is_hmac_sha256_of_the_raw_body() -> None:
