@@ -193,6 +193,9 @@ class StoryArticle:
     seen_at: datetime
     similarity: float | None = None
     shared_terms: tuple[str, ...] = ()
+    # the rules this article matched: when a story is split (``stories/split.py``), the
+    # part that leaves knows which rules it matched, so its own ``story.new`` names them
+    rule_ids: tuple[str, ...] = ()
 
 
 # Articles a story record lists: the newest ones. A story stays open as long as reports

@@ -90,6 +90,12 @@ class ArticleCommit:
     outbox: tuple[OutboxItem, ...]
     now: datetime
     seen_ttl_seconds: float
+    # A story split in two by this entry (``monitor/stories/split.py``): the members
+    # that left for the new story, under their new story id (each replaces the key's
+    # member under any other story), and the other story's record. Written with the
+    # entry, atomically, or not at all.
+    moved: tuple[StoryMember, ...] = ()
+    stories: tuple[Story, ...] = ()
 
 
 @runtime_checkable

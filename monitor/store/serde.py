@@ -159,6 +159,7 @@ def story_article_to_dict(article: StoryArticle) -> dict[str, Any]:
         "seen_at": dt_to_text(article.seen_at),
         "similarity": article.similarity,
         "shared_terms": list(article.shared_terms),
+        **({"rule_ids": list(article.rule_ids)} if article.rule_ids else {}),
     }
 
 
@@ -174,6 +175,7 @@ def story_article_from_dict(data: dict[str, Any]) -> StoryArticle:
         seen_at=_required_dt(data, "seen_at"),
         similarity=None if similarity is None else float(similarity),
         shared_terms=tuple(data.get("shared_terms", ())),
+        rule_ids=tuple(str(r) for r in data.get("rule_ids", ())),
     )
 
 
