@@ -169,14 +169,13 @@ def theme_check(docs: list[Doc], engine: str, config: StoryConfig) -> dict[str, 
 
 def run_index(docs: list[Doc], config: StoryConfig) -> dict[str, str]:
     index = StoryIndex(config)
-    out: dict[str, str] = {}
     for d in docs:
         art = Article(key=d["id"], url=d["url"], title=d["title"], content=d["content"],
                       outlet=d["outlet"], published=d["published"],
                       language=d.get("language", "en"))
-        placement = index.place(art, d["published"])
-        index.add(placement)
-        out[d["id"]] = placement.story_id
+        index.add(index.place(art, d["published"]))
+    # the final assignment: a later split may have moved an article to another story
+    out = {d["id"]: index.story_of(d["id"]) or "" for d in docs}
     return out
 
 

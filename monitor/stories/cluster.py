@@ -46,6 +46,8 @@ setting (``StoryConfig``)  default  why
 ``story_terms``            80       terms kept per story profile
 ``candidates``             24       stories fully scored per article
 ``expire_slack``           0.01     share of the window members may outstay it (0: none)
+``split_bar``              0.40     story repair (``split.py``): below it, a story is cut
+                                    in two; 0: never. Tuned on ECB+, bounded by UCI
 =========================  =======  ==================================================
 
 Memory is bounded by the window: ``add`` forgets members seen before
@@ -101,6 +103,7 @@ from monitor.models import Article, StoryMember
 from monitor.stories import fingerprint
 from monitor.stories.features import SCALE, Features
 from monitor.stories.particulars import evidence, kind_of
+from monitor.stories.split import CHECKPOINTS, SplitMember, decide
 from monitor.stories.text import extract, term_hash
 
 Method = Literal["new", "same-article", "near-duplicate", "similar"]
@@ -132,6 +135,7 @@ class StoryConfig:
     agree_bonus: float = 0.05
     conflict_penalty: float = 0.10
     expire_slack: float = 0.01
+    split_bar: float = 0.40
 
     def __post_init__(self) -> None:
         if self.window <= timedelta(0):
@@ -146,6 +150,8 @@ class StoryConfig:
             raise ValueError("profile_terms, story_terms and candidates must be >= 1")
         if not 0.0 <= self.expire_slack < 1.0:
             raise ValueError("expire_slack must be in [0, 1)")
+        if not 0.0 <= self.split_bar <= 1.0:
+            raise ValueError("split_bar must be in [0, 1] (0: never split)")
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,22 @@ class Placement:
         """What the store keeps so that ``StoryIndex.restore`` can rebuild this decision."""
         return StoryMember(story_id=self.story_id, article_key=self.article_key,
                            seen_at=self.seen_at, features=self.features)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A story ``add`` cut in two (``split.py``): the members that left, for the store.
+
+    ``story_id`` keeps the story's oldest member; ``moved`` (oldest first) now belong
+    to ``new_story_id``, ``story_id_for`` the first of them, so a replay agrees.
+    """
+
+    story_id: str
+    new_story_id: str
+    moved: tuple[str, ...]
+    score: float
+    cosine: float
+    conflicts: int
 
 
 def story_id_for(article_key: str) -> str:
@@ -728,20 +750,97 @@ class StoryIndex:
         )
 
     # -- committing ----------------------------------------------------------
-    def add(self, placement: Placement) -> None:
-        """Commit a placement from ``place``; then forget what left the window.
+    def add(self, placement: Placement) -> Split | None:
+        """Commit a placement from ``place``; forget what left the window; repair the story.
 
-        Only once the oldest member is past the window by more than the slack
+        Expiry: only once the oldest member is past the window by more than the slack
         (``StoryConfig.expire_slack``), and then all that left it: one batch
         (``_remove_many``) instead of a removal per add.
+
+        Repair: a join that brings a story to a checkpoint size may cut it in two
+        (``split.py``). The index has then moved the members already; the caller must
+        write the move with the article (``Split``) or take both back (``move`` the
+        members back, ``remove`` the article).
         """
         if placement.method == "same-article" and placement.article_key in self._member_story:
-            return
+            return None
         feats = placement.parsed or Features.from_json(placement.features)
         self._insert(feats)
         before = feats.seen_at - self.config.window
         if self._expiry and self._expiry[0][0] < before - self._slack:
             self.expire(before)
+        if placement.method == "new" or not self.config.split_bar:
+            return None
+        return self._repair(placement.story_id)
+
+    def _repair(self, story_id: str) -> Split | None:
+        """Cut the story in two when ``split.decide`` says so (at checkpoint sizes only)."""
+        story = self._stories.get(story_id)
+        if story is None or len(story.members) not in CHECKPOINTS:
+            return None
+        terms = self._vocab.terms
+        members = []
+        for m in sorted(story.members.values(), key=lambda m: (m.seen_at, m.key)):
+            ids, weights = m.profile()
+            vector = {t: w / SCALE for t, w in zip(map(terms.__getitem__, ids.tolist()),
+                                                   weights.tolist(), strict=True)
+                      if not any(c.isdigit() for c in t)}
+            members.append(SplitMember(m.key, m.seen_at, vector, m.marks))
+        c = self.config
+        found = decide(members, split_bar=c.split_bar, story_terms=c.story_terms,
+                       agree_bonus=c.agree_bonus, conflict_penalty=c.conflict_penalty,
+                       agree_share=AGREE_SHARE)
+        if found is None:
+            return None
+        new_id = story_id_for(found.leaving[0])
+        if new_id in self._stories:   # its key opened a story once, still open: leave it be
+            return None
+        self.move(found.leaving, new_id)
+        return Split(story_id, new_id, found.leaving, found.score, found.cosine,
+                     found.conflicts)
+
+    def move(self, keys: Iterable[str], story_id: str) -> None:
+        """Move members to the story ``story_id`` (created when missing).
+
+        For a split, for taking one back, and nothing else: their document
+        frequencies, fingerprints and vocabulary references stay, only the stories'
+        sums, particulars and postings change. Keys not in the index are ignored.
+        """
+        leaving: dict[str, list[_Member]] = {}
+        for key in keys:
+            sid = self._member_story.get(key)
+            if sid is not None and sid != story_id:
+                leaving.setdefault(sid, []).append(self._stories[sid].members[key])
+        if not leaving:
+            return
+        moving = sorted((m for ms in leaving.values() for m in ms),
+                        key=lambda m: (m.seen_at, m.key))
+        for sid, gone in leaving.items():
+            story = self._stories[sid]
+            for m in gone:
+                del story.members[m.key]
+            if not story.members:
+                self._drop_story(story)
+                continue
+            profiles = [m.profile() for m in gone]
+            story.leave(np.concatenate([ids for ids, _ in profiles]),
+                        np.concatenate([w for _, w in profiles]), repeats=len(gone) > 1)
+            self._left(story, gone)
+        target = self._stories.get(story_id)
+        if target is None:
+            target = self._stories[story_id] = _Story(
+                story_id, moving[0].seen_at, self._postings.new_slot(story_id))
+        for m in moving:
+            target.join(*m.profile())
+            target.members[m.key] = m
+            self._member_story[m.key] = story_id
+            for mark in m.marks:
+                target.marks[mark] = target.marks.get(mark, 0) + 1
+            for k in {kind_of(mark) for mark in m.marks}:
+                target.kinds[k] = target.kinds.get(k, 0) + 1
+            target.first_seen = min(target.first_seen, m.seen_at)
+            target.last_seen = max(target.last_seen, m.seen_at)
+        self._refresh(target)
 
     def _insert(self, feats: Features) -> None:
         if feats.key in self._member_story:
