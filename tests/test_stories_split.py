@@ -49,7 +49,7 @@ def test_a_story_that_took_in_a_second_event_is_cut_back_in_two() -> None:
 
 
 def test_without_the_repair_the_snowball_stays_one_story() -> None:
-    index, placements, splits = run(SNOWBALL, StoryConfig(join_threshold=LOOSE, split_bar=0))
+    index, _, splits = run(SNOWBALL, StoryConfig(join_threshold=LOOSE, split_bar=0))
     assert splits == [None] * 4
     assert len({index.story_of(name) for name in SNOWBALL}) == 1
 
