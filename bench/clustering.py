@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -188,7 +189,8 @@ def run_replay(docs: list[Doc], config: StoryConfig) -> dict[str, str]:
         cfg.write_text(json.dumps({
             "feeds": {"files": ["feeds.yaml"]}, "rules": {"paths": [str(ROOT / "rules")]},
             "stories": {"window": f"{int(config.window.total_seconds())}s",
-                        "join_threshold": config.join_threshold}}), encoding="utf-8")
+                        "join_threshold": config.join_threshold,
+                        "split_bar": config.split_bar}}), encoding="utf-8")
         with inp.open("w", encoding="utf-8") as fh:
             for d in docs:
                 fh.write(json.dumps({
@@ -242,12 +244,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=None,
                     help="join_threshold (default: the shipped one; replay passes it in a "
                          "config file as stories.join_threshold)")
+    ap.add_argument("--split-bar", type=float, default=None,
+                    help="split_bar (story repair; 0: off; default: the shipped one)")
     args = ap.parse_args(argv)
     if not (SHARED / "ecbplus-dev" / "docs.jsonl").exists():
         print(json.dumps({"bench": "clustering", "skipped": "no ../shared/data"}))
         return 0
-    config = StoryConfig() if args.threshold is None else StoryConfig(
-        join_threshold=args.threshold)
+    config = StoryConfig()
+    if args.threshold is not None:
+        config = replace(config, join_threshold=args.threshold)
+    if args.split_bar is not None:
+        config = replace(config, split_bar=args.split_bar)
     seeds = [0] if args.quick else list(range(args.seeds))
     t0 = time.perf_counter()
     ecb = load_ecb()
@@ -268,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  baseline one-story-per-article: P={bp:.3f} R={br:.3f} F1={bf:.3f}")
     figures: dict[str, Any] = {
         "bench": "clustering", "engine": args.engine, "orders": len(seeds),
-        "join_threshold": config.join_threshold,
+        "join_threshold": config.join_threshold, "split_bar": config.split_bar,
         "ecb_precision": ecb_mean["precision"], "ecb_recall": ecb_mean["recall"],
         "ecb_f1": ecb_mean["f1"], "ecb_merge_share": ecb_mean["merge_share"],
         "ecb_f1_se": round(f1_se, 4), "ecb_merge_share_se": round(merge_se, 4),

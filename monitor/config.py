@@ -158,6 +158,11 @@ class StoriesSettings(_Section):
         default=0.34, gt=0.0, le=1.0,
         description="score an article needs to join a story; higher: fewer different events "
                     "folded into one story, more reports of one event split (docs/STORIES.md)")
+    split_bar: float = Field(
+        default=0.40, ge=0.0, le=1.0,
+        description="story repair: a story whose two halves score below this against each "
+                    "other (and disagree on dates or counts) is cut in two; 0: never "
+                    "(docs/STORIES.md)")
 
 
 class AlertSettings(_Section):

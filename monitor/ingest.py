@@ -51,7 +51,7 @@ from monitor.errors import StoreError
 from monitor.match.rules import RuleSet, Throttle
 from monitor.models import Alert, AlertEvent, Article, RuleHit, Story, StoryArticle, StoryMember
 from monitor.store.base import ArticleCommit, OutboxItem, Store
-from monitor.stories.cluster import Placement, StoryConfig, StoryIndex
+from monitor.stories.cluster import Placement, Split, StoryConfig, StoryIndex
 
 if TYPE_CHECKING:
     from monitor.config import Settings
@@ -76,7 +76,8 @@ class Tuning:
     @classmethod
     def of(cls, settings: Settings) -> Tuning:
         st = settings.stories
-        return cls(StoryConfig(window=st.window, join_threshold=st.join_threshold),
+        return cls(StoryConfig(window=st.window, join_threshold=st.join_threshold,
+                               split_bar=st.split_bar),
                    AlertPolicy(settings.alerts.updates, settings.alerts.update_interval),
                    settings.alerts.seen_ttl)
 
@@ -97,6 +98,11 @@ class _Staged:
     inserted: bool  # the index gained the member (False: it was a member already)
     now: datetime
     learned: tuple[str, ...] = ()  # rule ids staging added to the story's known hits
+    split: Split | None = None     # the story this article's join cut in two
+    other: Story | None = None     # the split's other story (the article is in ``story``)
+    other_event: AlertEvent | None = None   # its story.new, when the article stayed behind
+    other_alert_id: str | None = None
+    other_where: Route | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ class Outcome:
     similarity: float | None = None
     new_story: bool = False
     throttled: tuple[str, ...] = ()  # rules whose throttle held this article's alert back
+    split: Split | None = None       # the story this article's join cut in two
+    split_alert: AlertEvent | None = None   # the split-off story's own story.new, if any
 
 
 class Ingestor:
@@ -180,8 +188,9 @@ class Ingestor:
         added = 0
         while True:
             members, self._cursor = await self.store.members_after(self._cursor, CATCH_UP_PAGE)
+            # a member moved by another instance's split comes again under its new story
             fresh = [m for m in members
-                     if m.seen_at >= since and self.index.story_of(m.article_key) is None]
+                     if m.seen_at >= since and self.index.story_of(m.article_key) != m.story_id]
             if fresh:
                 self.index.restore(fresh)
                 added += len(fresh)
@@ -306,6 +315,7 @@ class Ingestor:
             key=article.key, outlet=article.outlet, url=article.href, title=article.title,
             published=article.published, language=article.language, seen_at=now,
             similarity=placement.similarity, shared_terms=placement.shared_terms,
+            rule_ids=tuple(dict.fromkeys(h.rule_id for h in hits)),
         )
         rule_ids = tuple(dict.fromkeys(
             (*(story.rule_ids if story else ()), *(h.rule_id for h in hits))))
@@ -381,8 +391,38 @@ class Ingestor:
         says which, for ``_take_back``.
         """
         placement = self.index.place(article, now)
-        story = self._grow(await self._story_for(placement), placement, article, hits, now)
-        learned = self._learn(story.id, hits) if story.rule_ids else ()
+        base = await self._story_for(placement)
+        inserted = self.index.story_of(article.key) is None
+        # The index gains the article here (no await from here on): a join may cut its
+        # story in two (``StoryIndex.add``), and the records and alerts below follow the cut.
+        split = self.index.add(placement)
+        try:
+            story = self._grow(base, placement, article, hits, now)
+            other = None
+            if split is not None:
+                story, other = self._split_records(story, split, article.key)
+            learned = self._learn(story.id, hits) if story.rule_ids else ()
+            story, event, alert_id, where, outbox = self._notice(story, hits, now)
+            member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
+                                 features=placement.features)
+            moved: tuple[StoryMember, ...] = ()
+            if split is not None:
+                moved = tuple(StoryMember(split.new_story_id, key, now, "")
+                              for key in split.moved if key != article.key)
+            commit = ArticleCommit(tuple(keys), story, member, tuple(outbox), now,
+                                   self.seen_ttl.total_seconds(), moved,
+                                   () if other is None else (other,),
+                                   tuple(split.story_id for _ in moved) if split else ())
+        except BaseException:
+            self._undo_index(article.key, inserted, split)
+            raise
+        return _Staged(article, tuple(keys), tuple(hits), placement, story, commit, event,
+                       alert_id, where, inserted, now, learned, split, other)
+
+    def _notice(self, story: Story, hits: Sequence[RuleHit], now: datetime
+                ) -> tuple[Story, AlertEvent | None, str | None, Route | None, list[OutboxItem]]:
+        """The alert the policy decides for ``story`` now: the story as it will be saved,
+        the event, the alert id and route (None when none) and its outbox items."""
         event = self.policy.decide(story, now)
         outbox: list[OutboxItem] = []
         alert_id = None
@@ -398,21 +438,59 @@ class Ingestor:
             # as a story.updated nobody had seen the start of.
             if not where.held or event != "story.new":
                 story = mark_alerted(story, now)
-        member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
-                             features=placement.features)
-        commit = ArticleCommit(tuple(keys), story, member, tuple(outbox), now,
-                               self.seen_ttl.total_seconds())
-        return _Staged(article, tuple(keys), tuple(hits), placement, story, commit, event,
-                       alert_id, where, self.index.story_of(article.key) is None, now, learned)
+        return story, event, alert_id, where, outbox
+
+    @staticmethod
+    def _split_records(story: Story, split: Split, article_key: str) -> tuple[Story, Story]:
+        """The grown story's record cut as the index cut it: (the article's part, the other).
+
+        The part that leaves is a story nobody was told about: it lists its own
+        articles and the rules they matched, so its first alert is a ``story.new``
+        naming them. The part that stays keeps its alert history (it was announced).
+        """
+        leaving = set(split.moved)
+        kept = tuple(a for a in story.articles if a.key not in leaving)
+        gone = tuple(a for a in story.articles if a.key in leaving)
+        old = replace(story, articles=kept)
+        if kept and not story.earlier_count:
+            old = replace(old, first_seen=min(a.seen_at for a in kept),
+                          last_seen=max(a.seen_at for a in kept))
+        first = gone[0] if gone else None
+        new = Story(
+            id=split.new_story_id, title=first.title if first else story.title,
+            first_seen=min((a.seen_at for a in gone), default=story.last_seen),
+            last_seen=max((a.seen_at for a in gone), default=story.last_seen),
+            articles=gone,
+            rule_ids=tuple(dict.fromkeys(r for a in gone for r in a.rule_ids)))
+        return (new, old) if article_key in leaving else (old, new)
+
+    def _undo_index(self, article_key: str, inserted: bool, split: Split | None) -> None:
+        """Take an article's ``StoryIndex.add`` back: its split first, then the article."""
+        if split is not None:
+            self.index.move(split.moved, split.story_id)
+        if inserted:
+            self.index.remove(article_key)
 
     async def _stage(self, article: Article, keys: Sequence[str], hits: Sequence[RuleHit],
                      now: datetime) -> _Staged:
-        """``_prepare``, then the index, the overlay and the throttles gain it at once."""
+        """``_prepare``, then the overlay and the throttles gain it at once.
+
+        A split's new story gets its ``story.new`` here when the article itself stayed
+        behind (otherwise the article's own alert is that story's ``story.new``), routed
+        after the article's own alert is counted against the throttles.
+        """
         s = await self._prepare(article, keys, hits, now)
         if self.throttle is not None and s.where is not None and not s.where.held:
             self.throttle.record(s.where.counted, now)  # so the next article sees it counted
-        self.index.add(s.placement)
+        if s.other is not None and s.split is not None and s.other.id == s.split.new_story_id:
+            other, event, alert_id, where, outbox = self._notice(s.other, (), now)
+            s.other, s.other_event, s.other_alert_id, s.other_where = other, event, alert_id, where
+            s.commit = replace(s.commit, stories=(other,), outbox=(*s.commit.outbox, *outbox))
+            if self.throttle is not None and where is not None and not where.held:
+                self.throttle.record(where.counted, now)
         self._pending[s.story.id] = s.story
+        if s.other is not None:
+            self._pending[s.other.id] = s.other
         for k in keys:
             self._pending_keys[k] = s.story.id
         return s
@@ -482,6 +560,8 @@ class Ingestor:
                 del self._pending[s.story.id]
             self._cache(s.story, s.hits)
             self._remember_keys(s.keys, s.story.id)
+            if s.split is not None and s.other is not None:
+                self._settle_split(s.split, s.other, s.other_where, s.now)
             self._commits += 1
             if self._marks:
                 self._recent.append((self._commits, s.keys))
@@ -490,13 +570,36 @@ class Ingestor:
             if s.where is not None and s.where.held:
                 self._queued(s.where, s.story.id, s.now)
 
+    def _settle_split(self, split: Split, other: Story, where: Route | None,
+                      now: datetime) -> None:
+        """After the commit of an article that cut a story in two: the other part's caches."""
+        if self._pending.get(other.id) is other:
+            del self._pending[other.id]
+        self._cache(other, ())
+        for key in split.moved:
+            if key in self.key_story:
+                self.key_story[key] = split.new_story_id
+        if where is not None and where.held:
+            self._queued(where, other.id, now)
+        logger.info("story {} split in two: {} report(s) moved to new story {} "
+                    "(score {} against the rest, {} kind(s) of particulars in conflict)",
+                    split.story_id, len(split.moved), split.new_story_id, split.score,
+                    split.conflicts)
+
     def _take_back(self, entries: Sequence[_Staged]) -> None:
         """Undo staging, newest first: the index, the throttles, the overlay, rule hits."""
         for s in reversed(entries):
-            if s.inserted:
-                self.index.remove(s.article.key)
+            self._undo_index(s.article.key, s.inserted, s.split)
             if self.throttle is not None and s.where is not None and not s.where.held:
                 self.throttle.forget(s.where.counted, s.now)
+            if s.other is not None:
+                ow = s.other_where
+                if self.throttle is not None and ow is not None and not ow.held:
+                    self.throttle.forget(ow.counted, s.now)
+                if self._pending.get(s.other.id) is s.other:
+                    del self._pending[s.other.id]
+                if s.split is not None:
+                    self.hits.pop(s.split.new_story_id, None)
             known = self.hits.get(s.story.id)
             if known is not None:
                 for rule_id in s.learned:
@@ -515,9 +618,11 @@ class Ingestor:
         if not accepted:
             return Outcome(s.article, True, None, rule_ids)
         held = s.where is not None and s.where.held
+        other_held = s.other_where is not None and s.other_where.held
         return Outcome(s.article, False, s.story.id, rule_ids, None if held else s.event,
                        s.alert_id, s.placement.similarity, s.placement.is_new,
-                       s.where.throttled if held and s.where is not None else ())
+                       s.where.throttled if held and s.where is not None else (),
+                       s.split, None if other_held else s.other_event)
 
     async def drain(self) -> None:
         """Wait until everything staged is committed or taken back (before closing the store)."""

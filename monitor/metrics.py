@@ -54,6 +54,8 @@ class Metrics:
         self.rule_hits = Counter(p + "rule_hits", "New articles matched per rule", ["rule"],
                                  registry=r)
         self.stories = Counter(p + "stories", "Stories opened", registry=r)
+        self.splits = Counter(p + "story_splits", "Stories cut in two by story repair",
+                              registry=r)
         self.alerts = Counter(p + "alerts", "Alerts queued by event", ["event"], registry=r)
         self.throttled = Counter(p + "alerts_throttled", "Alerts a rule's throttle held back",
                                  ["rule"], registry=r)

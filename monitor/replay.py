@@ -13,13 +13,17 @@ Contract (benchmarks and evaluations rely on it):
 * output: one object per input article in input order:
   ``{"id", "story_id", "rules": [...], "alert": "story.new" | "story.updated" | null}``,
   ``id`` exactly as given (``7`` stays a number, ``"7"`` a string), so results join back
-  to their input by plain equality.
+  to their input by plain equality. ``story_id`` is the story the article is in at the
+  end of the run (a later report may have cut its story in two and moved it to a new
+  one, ``monitor/stories/split.py``; a repeat reports its original's); ``alert`` is
+  what the article's own commit queued, and the summary's alert counts also include
+  the ``story.new`` of a story split off by a later report.
 
 The clock during replay is each article's ``published`` time (never going backwards), so
 story windows and update intervals behave as they would have live.
 
 Tuning comes from the config as the daemon reads it (``stories.window``,
-``stories.join_threshold``, ``alerts.updates``, ``alerts.update_interval``,
+``stories.join_threshold``, ``stories.split_bar``, ``alerts.updates``, ``alerts.update_interval``,
 ``alerts.seen_ttl``; the defaults without a config), so a replay
 shows what a change to those keys would do. Rules' ``throttle`` is never applied: replay
 reports each story's alert decision, and a throttle, a delivery budget, would hide some of
@@ -160,7 +164,9 @@ async def replay(
             ingestor = Ingestor(store, rules, StoryIndex(cfg), policy or AlertPolicy(), sinks=(),
                                 window=cfg.window, seen_ttl=seen_ttl or cfg.window * 10)
             now = EPOCH
-            story_ids: set[str] = set()
+            final: dict[str, str] = {}   # article key -> its story (later splits move some)
+            owner: dict[str, str] = {}   # seen key -> the article that brought it
+            refs: dict[int, str] = {}    # result -> the article whose story it reports
             for i in order:
                 rid, art = items[i]
                 now = max(now, clock[i])
@@ -168,13 +174,29 @@ async def replay(
                 stats.articles += 1
                 stats.duplicates += outcome.duplicate
                 stats.matched += bool(outcome.rule_ids)
-                if outcome.alert:
-                    stats.alerts[outcome.alert] = stats.alerts.get(outcome.alert, 0) + 1
-                if outcome.story_id:
-                    story_ids.add(outcome.story_id)
+                for event in (outcome.alert, outcome.split_alert):
+                    if event:
+                        stats.alerts[event] = stats.alerts.get(event, 0) + 1
+                keys = art.seen_keys or (art.key,)
+                if not outcome.duplicate and outcome.story_id:
+                    final[art.key] = outcome.story_id
+                    for k in keys:
+                        owner.setdefault(k, art.key)
+                    refs[i] = art.key
+                else:
+                    ref = next((owner[k] for k in keys if k in owner), None)
+                    if ref is not None:
+                        refs[i] = ref
+                if outcome.split is not None:
+                    for k in outcome.split.moved:
+                        final[k] = outcome.split.new_story_id
                 results[i] = {"id": rid, "story_id": outcome.story_id,
                               "rules": list(outcome.rule_ids), "alert": outcome.alert}
-            stats.stories = len(story_ids)
+            for i, ref in refs.items():
+                row = results[i]
+                if row is not None and ref in final:
+                    row["story_id"] = final[ref]
+            stats.stories = len(set(final.values()))
         finally:
             await store.close()
     return [r for r in results if r is not None], stats

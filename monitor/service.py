@@ -509,6 +509,11 @@ class Service:
                 m.throttled.labels(rule).inc()
             if o.new_story:
                 m.stories.inc()
+            if o.split is not None:
+                m.splits.inc()
+                m.stories.inc()
+            if o.split_alert:
+                m.alerts.labels(o.split_alert).inc()
             if o.alert:
                 m.alerts.labels(o.alert).inc()
                 if o.article.published is not None:

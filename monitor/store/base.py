@@ -96,6 +96,7 @@ class ArticleCommit:
     # entry, atomically, or not at all.
     moved: tuple[StoryMember, ...] = ()
     stories: tuple[Story, ...] = ()
+    moved_from: tuple[str, ...] = ()   # each moved member's story id before the split
 
 
 @runtime_checkable
