@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -324,6 +325,92 @@ async def test_commit_articles_can_stop_at_the_first_refusal(store: Store) -> No
                                        stop_at_refusal=True) == [True, True]
     assert await store.commit_articles([entry(["e1"], "s5", at(5))]) == [True]
     assert await store.commit_articles([], stop_at_refusal=True) == []
+
+
+def split_entry(keys: list[str], story_id: str, seen_at: datetime, other: Story,
+                moves: list[tuple[str, str, float]]) -> ArticleCommit:
+    """``entry`` that also splits a story: each (key, old story id, seen seconds) of
+    ``moves`` leaves for ``other``, whose record comes with it."""
+    return replace(entry(keys, story_id, seen_at),
+                   moved=tuple(member(other.id, key, at(s)) for key, _, s in moves),
+                   moved_from=tuple(old for _, old, _ in moves), stories=(other,))
+
+
+def placed(members: list[StoryMember]) -> list[tuple[str, str]]:
+    return [(m.story_id, m.article_key) for m in members]
+
+
+async def test_a_split_moves_members_and_writes_the_other_story_with_the_entry(
+        open_store: OpenStore) -> None:
+    writer, reader = await open_store(), await open_store()
+    for key, seconds in [("k1", 0), ("k2", 1), ("k3", 2)]:
+        assert await commit(writer, [key], "s1", at(seconds))
+    _, cursor = await reader.members_after(None, 10)
+    other = story("s2", at(2), title="The other half")
+    assert await writer.commit_articles([
+        split_entry(["k4"], "s1", at(10), other, [("k2", "s1", 1), ("k3", "s1", 2)]),
+    ]) == [True]
+
+    # Each moved member once, under its new story, with its own time and features.
+    assert placed(await reader.recent_members(at(-1))) == [
+        ("s1", "k1"), ("s2", "k2"), ("s2", "k3"), ("s1", "k4")]
+    assert (await reader.recent_members(at(1)))[0] == member("s2", "k2", at(1))
+    assert await reader.get_story("s1") == story("s1", at(10))
+    assert await reader.get_story("s2") == other
+    # The change feed gives the moved members again, after the entry's own, under the
+    # new id; from the start it never gives their old one.
+    fed, cursor = await reader.members_after(cursor, 10)
+    assert fed == [member("s1", "k4", at(10)), member("s2", "k2", at(1)),
+                   member("s2", "k3", at(2))]
+    assert await reader.members_after(cursor, 10) == ([], cursor)
+    assert placed((await reader.members_after(None, 10))[0]) == [
+        ("s1", "k1"), ("s1", "k4"), ("s2", "k2"), ("s2", "k3")]
+    # Expiry goes by the moved members' own times, under their new id.
+    assert await writer.expire(at(1.5)) == 0
+    assert placed(await reader.recent_members(at(-1))) == [("s2", "k3"), ("s1", "k4")]
+    assert placed((await reader.members_after(None, 10))[0]) == [("s1", "k4"), ("s2", "k3")]
+    assert await writer.expire(at(5)) == 1
+    assert await reader.get_story("s2") is None
+    assert placed(await reader.recent_members(at(-1))) == [("s1", "k4")]
+
+
+async def test_a_refused_entry_writes_no_split(store: Store) -> None:
+    for key, seconds in [("k1", 0), ("k2", 1), ("k3", 2)]:
+        assert await commit(store, [key], "s1", at(seconds))
+    _, cursor = await store.members_after(None, 10)
+    done = await store.commit_articles([
+        split_entry(["k4", "k1"], "s1", at(10), story("s2", at(1)),    # refused: k1 seen
+                    [("k2", "s1", 1)]),
+        split_entry(["k5"], "s1", at(11), story("s3", at(2)), [("k3", "s1", 2)]),
+    ])
+    assert done == [False, True]
+    assert placed(await store.recent_members(at(-1))) == [
+        ("s1", "k1"), ("s1", "k2"), ("s3", "k3"), ("s1", "k5")]
+    assert await store.get_story("s2") is None
+    assert await store.get_story("s3") == story("s3", at(2))
+    assert placed((await store.members_after(cursor, 10))[0]) == [("s1", "k5"), ("s3", "k3")]
+
+
+async def test_a_batch_stopped_at_a_refusal_writes_no_later_split(store: Store) -> None:
+    for key, seconds in [("k1", 0), ("k2", 1), ("k3", 2)]:
+        assert await commit(store, [key], "s1", at(seconds))
+    _, cursor = await store.members_after(None, 10)
+    done = await store.commit_articles([
+        split_entry(["k4"], "s1", at(10), story("s2", at(0)), [("k1", "s1", 0)]),
+        entry(["k5", "k2"], "s1", at(11)),                              # refused: k2 seen
+        split_entry(["k6"], "s1", at(12), story("s3", at(2)), [("k3", "s1", 2)]),
+    ], stop_at_refusal=True)
+    assert done == [True, False, False]
+    assert placed(await store.recent_members(at(-1))) == [
+        ("s2", "k1"), ("s1", "k2"), ("s1", "k3"), ("s1", "k4")]
+    assert await store.get_story("s2") == story("s2", at(0))
+    assert await store.get_story("s3") is None
+    assert placed((await store.members_after(cursor, 10))[0]) == [("s1", "k4"), ("s2", "k1")]
+
+
+def test_a_split_names_the_story_each_moved_member_left() -> None:
+    with pytest.raises(ValueError, match="1 moved member"):
+        replace(entry(["k2"], "s1", at(1)), moved=(member("s2", "k1", at(0)),))
 
 
 async def test_concurrent_commits_of_one_article_alert_once(open_store: OpenStore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -11,7 +12,7 @@ import redis
 from monitor.errors import StoreError
 from monitor.models import FeedState, Story, StoryMember
 from monitor.store.base import ArticleCommit, OutboxItem
-from monitor.store.keys import Keys
+from monitor.store.keys import Keys, member_id
 from monitor.store.redis import EPOCH_UNSET, RedisStore
 from monitor.store.serde import to_micros
 from tests.support.redis_server import RedisServer, free_port
@@ -236,6 +237,46 @@ async def test_commit_articles_after_a_lost_lease_stops_at_the_fence(redis_url: 
                 with pytest.raises(StoreError, match=r"commit_articles: lease .* was lost"):
                     await slow.commit_articles([entry], stop_at_refusal=True)
         assert await fast.seen_any([["k"]]) == [False]
+
+
+async def test_a_fenced_out_split_moves_nothing(redis_url: str) -> None:
+    keys = Keys("p")
+
+    def placed(members: list[StoryMember]) -> list[tuple[str, str]]:
+        return [(m.story_id, m.article_key) for m in members]
+
+    async with RedisStore(redis_url, prefix="p") as slow, \
+            RedisStore(redis_url, prefix="p") as fast:
+        k1 = StoryMember(story_id="s1", article_key="k1", seen_at=T0, features="{}")
+        assert await slow.commit_article(["k1"], Story(id="s1", title="t", first_seen=T0,
+                                                       last_seen=T0), k1, [], T0, 60)
+        later = T0 + timedelta(seconds=1)
+        other = Story(id="s2", title="other", first_seen=T0, last_seen=T0)
+        split = ArticleCommit(
+            ("k2",), Story(id="s1", title="t", first_seen=T0, last_seen=later),
+            StoryMember(story_id="s1", article_key="k2", seen_at=later, features="{}"),
+            (), later, 60, moved=(replace(k1, story_id="s2"),), stories=(other,),
+            moved_from=("s1",))
+        async with slow.exclusive("stories", 0.2):
+            await anyio.sleep(0.3)
+            async with fast.exclusive("stories", 30):
+                with pytest.raises(StoreError, match=r"commit_articles: lease .* was lost"):
+                    await slow.commit_articles([split])
+                assert placed(await fast.recent_members(T0)) == [("s1", "k1")]
+                assert await fast.get_story("s2") is None
+                # The holder's own commit of the same split goes through.
+                assert await fast.commit_articles([split]) == [True]
+        assert placed(await fast.recent_members(T0)) == [("s2", "k1"), ("s1", "k2")]
+        assert await fast.get_story("s2") == other
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        # The old member id is gone from every members key, not only from the zset.
+        want = sorted([member_id("s1", "k2"), member_id("s2", "k1")])
+        assert sorted(client.hkeys(keys.members_data)) == want
+        assert sorted(client.zrange(keys.members, 0, -1)) == want
+        assert sorted(client.zrange(keys.members_seq, 0, -1)) == want
+    finally:
+        client.close()
 
 
 async def test_queues_of_an_older_layout_get_their_order_back_on_open(redis_url: str) -> None:

@@ -20,6 +20,10 @@ Multi-instance safety (Redis back end; SQLite is one process):
   written, and a retry sees those as refused (their alerts are already queued).
   With ``stop_at_refusal`` nothing after the first refused entry is written either:
   for a caller that decided each entry assuming the ones before it would be written.
+  An entry that splits a story carries the split (``ArticleCommit.moved``, ``stories``):
+  the members that left are moved to the new story and its record written in the same
+  atomic unit as the entry, and only when the entry is written, so a crash or a refusal
+  never leaves a story half split.
 * Clustering is not one store operation: each instance decides in its own
   in-memory story index. So a ``shared`` store offers a lease
   (``exclusive("stories", ttl)``) for the decide-and-commit section and a change
@@ -92,11 +96,17 @@ class ArticleCommit:
     seen_ttl_seconds: float
     # A story split in two by this entry (``monitor/stories/split.py``): the members
     # that left for the new story, under their new story id (each replaces the key's
-    # member under any other story), and the other story's record. Written with the
-    # entry, atomically, or not at all.
+    # member under any other story), the story id each of them left (same order), and
+    # the other story's record. Written with the entry, atomically, or not at all.
     moved: tuple[StoryMember, ...] = ()
     stories: tuple[Story, ...] = ()
-    moved_from: tuple[str, ...] = ()   # each moved member's story id before the split
+    moved_from: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.moved_from) != len(self.moved):
+            raise ValueError(
+                f"ArticleCommit: {len(self.moved)} moved member(s) but {len(self.moved_from)}"
+                " story id(s) they moved from")
 
 
 @runtime_checkable
@@ -205,6 +215,13 @@ class Store(Protocol):
         the first refused one write nothing and come back False too. The shared ingest
         path needs it: each article of its slice was placed seeing the ones before it,
         so one that joined a refused article's story must not be written with it.
+
+        An entry's split (``moved``, ``moved_from``, ``stories``) is part of that entry:
+        each moved member leaves its old story (``recent_members`` gives it once, under
+        its new story id) and is fed again by ``members_after`` under the new id; the
+        extra story records are upserted like the entry's own. Written with the entry or
+        not at all, because the split was decided with the entry: a crash between the
+        two would leave a story half split.
         """
 
     async def save_story(self, story: Story, outbox: Sequence[OutboxItem]) -> None:
@@ -232,7 +249,8 @@ class Store(Protocol):
         """Up to ``limit`` members committed after ``cursor``, in commit order, and the next cursor.
 
         ``cursor`` is an opaque string from an earlier call, None for the start. A
-        member committed again (same story and key) moves to the end. Expired members
+        member committed again (same story and key) moves to the end, and so does one a
+        split moved to another story, under its new story id only. Expired members
         are gone from the feed as from ``recent_members``. With nothing new, the
         returned cursor is the one given.
         """

@@ -6,8 +6,9 @@ Why it looks like this:
   client and run by EVALSHA: ``claim_due`` (take due feeds and push their due time
   to the lease end), ``release_claim`` (hand one back while that lease end is still
   its due time), ``commit_article`` (refuse when any seen key exists, else write
-  keys, story, member and outbox items together), ``sync_feeds`` and
-  ``register_missing``, ``outbox_put``, ``outbox_done``, ``outbox_retry``, ``expire``.
+  keys, story, member, outbox items and a story split's moves together),
+  ``sync_feeds`` and ``register_missing``, ``outbox_put``, ``outbox_done``,
+  ``outbox_retry``, ``expire``.
   ``commit_articles`` sends one ``commit_article`` script per entry in one pipeline
   (not a transaction): one round trip per batch.
 * **Every key under one prefix**, named in ``keys.py`` only.
@@ -438,7 +439,14 @@ class RedisStore:
         else:
             args += [member_id(member.story_id, member.article_key), to_micros(member.seen_at),
                      member_to_json(member)]
-        args += [len(c.outbox), *out_args]
+        args += [len(c.outbox), *out_args, len(c.stories)]
+        for extra in c.stories:
+            args += [extra.id, to_micros(extra.last_seen), story_to_json(extra)]
+        args.append(len(c.moved))
+        for moved, old_story in zip(c.moved, c.moved_from, strict=True):
+            args += [member_id(old_story, moved.article_key),
+                     member_id(moved.story_id, moved.article_key), to_micros(moved.seen_at),
+                     member_to_json(moved)]
         if guard is None:
             args.append("")
         else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 # Shared by commit_article and outbox_put. Per item: KEYS queue, item;
 # ARGV sink, alert_id, place (created_at in µs), nfields, field, value, ... An item
 # already queued is left alone, so a put is idempotent per (alert_id, sink) and keeps
-# its attempts and its place.
+# its attempts and its place. Returns the index of the first ARGV after the items.
 _PUT_ITEMS = """
 local function put_items(sinks_key, key_at, arg_at, n_items)
   for _ = 1, n_items do
@@ -30,6 +30,7 @@ local function put_items(sinks_key, key_at, arg_at, n_items)
     key_at = key_at + 2
     arg_at = arg_at + 4 + 2 * nfields
   end
+  return arg_at
 end
 """
 
@@ -98,7 +99,10 @@ return add_missing()
 #       fenced.
 # ARGV: nseen, ttl_ms (0: no expiry), story_id, story_score, story_json,
 #       member_id ('' when none), member_score, member_json, n_items, items...,
-#       guard TTL in ms ('' when not guarded), lease token ('' when not fenced).
+#       n_stories, then story_id, story_score, story_json per extra story,
+#       n_moved, then old member_id, new member_id, member_score, member_json per
+#       moved member, guard TTL in ms ('' when not guarded), lease token ('' when not
+#       fenced).
 # Returns 0 (nothing written) when any seen key exists, -1 (nothing written) when the
 # lease named by the token is no longer held by it, -2 (nothing written) when the
 # guard key exists, else 1. A guarded entry that is refused sets the guard key, so
@@ -106,6 +110,10 @@ return add_missing()
 # first refusal, sent as one pipeline of separate scripts.
 # A member gets the next sequence number (a re-added one moves to the end), so the
 # members seq zset is the change feed ``members_after`` reads in commit order.
+# A story split by the entry is written after the entry's own writes: the other
+# story's record like the entry's story, and each moved member leaves under its old
+# id (members zset, hash and seq zset) and is added under its new id like the entry's
+# member, so the change feed gives it again, under the new id only.
 COMMIT_ARTICLE = _PUT_ITEMS + """
 local fence = ARGV[#ARGV]
 local last = #KEYS
@@ -137,7 +145,23 @@ if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[6], ARGV[8])
   redis.call('ZADD', KEYS[6], redis.call('INCR', KEYS[7]), ARGV[6])
 end
-put_items(KEYS[5], 8 + nseen, 10, tonumber(ARGV[9]))
+local at = put_items(KEYS[5], 8 + nseen, 10, tonumber(ARGV[9]))
+for _ = 1, tonumber(ARGV[at]) do
+  redis.call('ZADD', KEYS[1], ARGV[at + 2], ARGV[at + 1])
+  redis.call('HSET', KEYS[2], ARGV[at + 1], ARGV[at + 3])
+  at = at + 3
+end
+at = at + 1
+for _ = 1, tonumber(ARGV[at]) do
+  local old_id, new_id = ARGV[at + 1], ARGV[at + 2]
+  redis.call('ZREM', KEYS[3], old_id)
+  redis.call('HDEL', KEYS[4], old_id)
+  redis.call('ZREM', KEYS[6], old_id)
+  redis.call('ZADD', KEYS[3], ARGV[at + 3], new_id)
+  redis.call('HSET', KEYS[4], new_id, ARGV[at + 4])
+  redis.call('ZADD', KEYS[6], redis.call('INCR', KEYS[7]), new_id)
+  at = at + 4
+end
 return 1
 """
 

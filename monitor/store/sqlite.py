@@ -593,16 +593,19 @@ class SQLiteStore:
                 else (c.member.story_id, c.member.article_key, to_micros(c.member.seen_at),
                       c.member.features)
             )
+            story_rows = [(s.id, to_micros(s.last_seen), story_to_json(s))
+                          for s in (c.story, *c.stories)]
+            moved_rows = [(m.story_id, m.article_key, to_micros(m.seen_at), m.features)
+                          for m in c.moved]
             rows.append((
-                list(dict.fromkeys(c.seen_keys)),
-                (c.story.id, to_micros(c.story.last_seen), story_to_json(c.story)),
-                member_row, c.outbox, c.seen_ttl_seconds,
+                list(dict.fromkeys(c.seen_keys)), story_rows, member_row, c.outbox,
+                c.seen_ttl_seconds, moved_rows,
             ))
 
         def commit(conn: sqlite3.Connection) -> list[bool]:
             done: list[bool] = []
             with _transaction(conn):
-                for keys, story_row, member_row, items, ttl in rows:
+                for keys, story_rows, member_row, items, ttl, moved_rows in rows:
                     if self._seen_among(conn, keys):
                         done.append(False)
                         if stop_at_refusal:
@@ -615,7 +618,7 @@ class SQLiteStore:
                     )
                     conn.execute(
                         "INSERT OR REPLACE INTO stories (id, last_seen, data) VALUES (?, ?, ?)",
-                        story_row,
+                        story_rows[0],
                     )
                     if member_row is not None:
                         conn.execute(
@@ -624,10 +627,38 @@ class SQLiteStore:
                             member_row,
                         )
                     self._put_outbox(conn, items)
+                    if len(story_rows) > 1 or moved_rows:
+                        self._split(conn, story_rows[1:], moved_rows)
                     done.append(True)
             return done + [False] * (len(rows) - len(done))
 
         return await self._run(what, commit)
+
+    @staticmethod
+    def _split(conn: sqlite3.Connection, story_rows: Sequence[tuple[str, int, str]],
+               moved_rows: Sequence[tuple[str, str, int, str]]) -> None:
+        """An entry's split, inside its transaction: the other story, the members moved.
+
+        A moved member's row under any story goes (whichever story it left), and the
+        new row takes the next ``seq``: ``members_after`` feeds it again, under its new
+        story id. One scan of ``members`` per chunk of keys (no index on the key alone):
+        a split is rare, and moves few members.
+        """
+        conn.executemany(
+            "INSERT OR REPLACE INTO stories (id, last_seen, data) VALUES (?, ?, ?)",
+            story_rows,
+        )
+        moved_keys = list(dict.fromkeys(row[1] for row in moved_rows))
+        for chunk in _chunks(moved_keys):
+            conn.execute(
+                f"DELETE FROM members WHERE article_key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+        conn.executemany(
+            "INSERT OR REPLACE INTO members (story_id, article_key, seen_at, features)"
+            " VALUES (?, ?, ?, ?)",
+            moved_rows,
+        )
 
     async def save_story(self, story: Story, outbox: Sequence[OutboxItem]) -> None:
         # commit_article with no seen keys never refuses: the same transaction, one code path.
