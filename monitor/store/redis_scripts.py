@@ -113,7 +113,9 @@ return add_missing()
 # A story split by the entry is written after the entry's own writes: the other
 # story's record like the entry's story, and each moved member leaves under its old
 # id (members zset, hash and seq zset) and is added under its new id like the entry's
-# member, so the change feed gives it again, under the new id only.
+# member, so the change feed gives it again, under the new id only. A moved member
+# whose features are empty keeps its stored features (the index does not keep members'
+# texts); one no longer stored (expired) is not moved.
 COMMIT_ARTICLE = _PUT_ITEMS + """
 local fence = ARGV[#ARGV]
 local last = #KEYS
@@ -154,12 +156,26 @@ end
 at = at + 1
 for _ = 1, tonumber(ARGV[at]) do
   local old_id, new_id = ARGV[at + 1], ARGV[at + 2]
-  redis.call('ZREM', KEYS[3], old_id)
-  redis.call('HDEL', KEYS[4], old_id)
-  redis.call('ZREM', KEYS[6], old_id)
-  redis.call('ZADD', KEYS[3], ARGV[at + 3], new_id)
-  redis.call('HSET', KEYS[4], new_id, ARGV[at + 4])
-  redis.call('ZADD', KEYS[6], redis.call('INCR', KEYS[7]), new_id)
+  local data = ARGV[at + 4]
+  local member = cjson.decode(data)
+  if member.features == '' then
+    -- empty features: keep the stored ones; a member no longer stored is not moved
+    local stored = redis.call('HGET', KEYS[4], old_id)
+    if stored then
+      member.features = cjson.decode(stored).features
+      data = cjson.encode(member)
+    else
+      data = nil
+    end
+  end
+  if data then
+    redis.call('ZREM', KEYS[3], old_id)
+    redis.call('HDEL', KEYS[4], old_id)
+    redis.call('ZREM', KEYS[6], old_id)
+    redis.call('ZADD', KEYS[3], ARGV[at + 3], new_id)
+    redis.call('HSET', KEYS[4], new_id, data)
+    redis.call('ZADD', KEYS[6], redis.call('INCR', KEYS[7]), new_id)
+  end
   at = at + 4
 end
 return 1

@@ -595,8 +595,8 @@ class SQLiteStore:
             )
             story_rows = [(s.id, to_micros(s.last_seen), story_to_json(s))
                           for s in (c.story, *c.stories)]
-            moved_rows = [(m.story_id, m.article_key, to_micros(m.seen_at), m.features)
-                          for m in c.moved]
+            moved_rows = [(m.story_id, m.article_key, to_micros(m.seen_at), m.features, old)
+                          for m, old in zip(c.moved, c.moved_from, strict=True)]
             rows.append((
                 list(dict.fromkeys(c.seen_keys)), story_rows, member_row, c.outbox,
                 c.seen_ttl_seconds, moved_rows,
@@ -636,29 +636,31 @@ class SQLiteStore:
 
     @staticmethod
     def _split(conn: sqlite3.Connection, story_rows: Sequence[tuple[str, int, str]],
-               moved_rows: Sequence[tuple[str, str, int, str]]) -> None:
+               moved_rows: Sequence[tuple[str, str, int, str, str]]) -> None:
         """An entry's split, inside its transaction: the other story, the members moved.
 
-        A moved member's row under any story goes (whichever story it left), and the
-        new row takes the next ``seq``: ``members_after`` feeds it again, under its new
-        story id. One scan of ``members`` per chunk of keys (no index on the key alone):
-        a split is rare, and moves few members.
+        A moved member's row under the story it left goes, and the new row takes the
+        next ``seq``: ``members_after`` feeds it again, under its new story id. Empty
+        features keep the stored ones (the index does not keep members' texts); a member
+        no longer stored (expired meanwhile) is then not moved.
         """
         conn.executemany(
             "INSERT OR REPLACE INTO stories (id, last_seen, data) VALUES (?, ?, ?)",
             story_rows,
         )
-        moved_keys = list(dict.fromkeys(row[1] for row in moved_rows))
-        for chunk in _chunks(moved_keys):
-            conn.execute(
-                f"DELETE FROM members WHERE article_key IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-        conn.executemany(
-            "INSERT OR REPLACE INTO members (story_id, article_key, seen_at, features)"
-            " VALUES (?, ?, ?, ?)",
-            moved_rows,
-        )
+        for new_story, key, seen_at, features, old_story in moved_rows:
+            if features:
+                conn.execute(
+                    "INSERT OR REPLACE INTO members (story_id, article_key, seen_at, features)"
+                    " VALUES (?, ?, ?, ?)", (new_story, key, seen_at, features))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO members (story_id, article_key, seen_at, features)"
+                    " SELECT ?, article_key, seen_at, features FROM members"
+                    " WHERE story_id = ? AND article_key = ?", (new_story, old_story, key))
+            if old_story != new_story:
+                conn.execute("DELETE FROM members WHERE story_id = ? AND article_key = ?",
+                             (old_story, key))
 
     async def save_story(self, story: Story, outbox: Sequence[OutboxItem]) -> None:
         # commit_article with no seen keys never refuses: the same transaction, one code path.
