@@ -130,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=None, help="articles in the window")
     ap.add_argument("--sustained", type=int, default=None, help="articles after the fill")
     ap.add_argument("--baseline-window", type=int, default=None)
+    ap.add_argument("--split-bar", type=float, default=None,
+                    help="story repair's split_bar (0: off; default: the shipped one)")
     args = ap.parse_args(argv)
     window_n = args.window or (20_000 if args.quick else 100_000)
     sustained_n = args.sustained or (5_000 if args.quick else 20_000)
     base_n = args.baseline_window or (5_000 if args.quick else 10_000)
-    config = StoryConfig()
+    config = StoryConfig() if args.split_bar is None else StoryConfig(split_bar=args.split_bar)
     t_gen = time.perf_counter()
     arts = make_articles(window_n + sustained_n)
     gen_s = time.perf_counter() - t_gen

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
+
 from monitor.models import StoryMember
 from monitor.stories.cluster import Placement, Split, StoryConfig, StoryIndex, story_id_for
-from monitor.stories.split import SplitMember, decide, two_means
+from monitor.stories.split import SplitMember, decide, may_conflict, two_means
 from tests.test_stories import T0, load
 
 SNOWBALL = ["navy_2011_b.txt", "navy_2008_a.txt", "navy_2008_b.txt", "navy_2011_a.txt"]
@@ -106,8 +108,13 @@ def test_moving_the_members_back_undoes_the_split() -> None:
     assert index.place(probe, at) == unsplit.place(probe, at)
 
 
+TERMS = {"harbour": 1, "glacier": 2, "navy": 3}
+
+
 def _member(key: str, n: int, vector: dict[str, float], marks: tuple[str, ...]) -> SplitMember:
-    return SplitMember(key, T0 + timedelta(minutes=n), vector, marks)
+    return SplitMember(key, T0 + timedelta(minutes=n),
+                       np.array([TERMS[t] for t in vector], dtype=np.uint32),
+                       np.array(list(vector.values())), marks)
 
 
 def test_decide_needs_two_groups_a_conflict_and_a_low_score() -> None:
@@ -119,14 +126,20 @@ def test_decide_needs_two_groups_a_conflict_and_a_low_score() -> None:
           "conflict_penalty": 0.10, "agree_share": 2 / 3}
     found = decide(members, **kw)
     assert found is not None and found.leaving == ("b1", "b2") and found.conflicts == 1
+    assert found.cosine == 0.36
     # the same two groups without a conflict of particulars: not two events
-    agreeing = [_member(m.key, i, m.vector, ("y2008",)) for i, m in enumerate(members)]
+    agreeing = [_member(m.key, i, v, ("y2008",)) for i, (m, v) in
+                enumerate(zip(members, (a, b, a, b), strict=True))]
     assert decide(agreeing, **kw) is None
+    assert not may_conflict(("y2008", "n1", "n2", "w5"))
+    assert may_conflict(("y2008", "y2011"))
     # bare numbers are left out: they differ within one event as often as across two
-    numbers = [_member(m.key, i, m.vector, (f"n{i}",)) for i, m in enumerate(members)]
+    numbers = [_member(m.key, i, v, (f"n{i}",)) for i, (m, v) in
+               enumerate(zip(members, (a, b, a, b), strict=True))]
     assert decide(numbers, **kw) is None
     # one odd report is not an event
     assert decide([*members[:3], _member("a3", 4, a, ("y2008",))], **kw) is None
     # the groups' score (their cosine 0.36 less the conflict) above the bar: kept together
     assert decide(members, **{**kw, "split_bar": 0.25}) is None
-    assert two_means([a, a]) is None
+    # two members alike: no two groups
+    assert two_means(np.array([[0.8, 0.6], [0.8, 0.6]])) is None

@@ -103,7 +103,7 @@ from monitor.models import Article, StoryMember
 from monitor.stories import fingerprint
 from monitor.stories.features import SCALE, Features
 from monitor.stories.particulars import evidence, kind_of
-from monitor.stories.split import CHECKPOINTS, SplitMember, decide
+from monitor.stories.split import CHECKPOINTS, SplitMember, decide, may_conflict
 from monitor.stories.text import extract, term_hash
 
 Method = Literal["new", "same-article", "near-duplicate", "similar"]
@@ -267,7 +267,7 @@ class _Vocabulary:
     (``UNKNOWN``) is never given: it stands for a term no member holds.
     """
 
-    __slots__ = ("changes", "free", "ids", "refs", "terms")
+    __slots__ = ("changes", "free", "has_digit", "ids", "refs", "terms")
 
     UNKNOWN = 0
 
@@ -275,6 +275,8 @@ class _Vocabulary:
         self.ids: dict[str, int] = {}
         self.terms: list[str] = [""]            # by id; "" for a free id (and for 0)
         self.refs: npt.NDArray[np.int32] = np.zeros(1024, dtype=np.int32)
+        # by id: the term holds a digit (story repair leaves those out, ``split.py``)
+        self.has_digit: npt.NDArray[np.bool_] = np.zeros(1024, dtype=np.bool_)
         self.free: list[int] = []
         self.changes = 0   # ids given or forgotten so far: ids looked up before still hold
                            # while this has not moved
@@ -292,6 +294,9 @@ class _Vocabulary:
             self.terms.append(term)
             if tid >= len(self.refs):
                 self.refs = np.concatenate((self.refs, np.zeros_like(self.refs)))
+                self.has_digit = np.concatenate((self.has_digit,
+                                                 np.zeros_like(self.has_digit)))
+        self.has_digit[tid] = any(map(str.isdigit, term))
         self.ids[term] = tid
         self.changes += 1
         return tid
@@ -776,16 +781,16 @@ class StoryIndex:
     def _repair(self, story_id: str) -> Split | None:
         """Cut the story in two when ``split.decide`` says so (at checkpoint sizes only)."""
         story = self._stories.get(story_id)
-        if story is None or len(story.members) not in CHECKPOINTS:
+        if (story is None or len(story.members) not in CHECKPOINTS
+                or not may_conflict(story.marks)):
             return None
-        terms = self._vocab.terms
+        has_digit = self._vocab.has_digit
         members = []
         for m in sorted(story.members.values(), key=lambda m: (m.seen_at, m.key)):
             ids, weights = m.profile()
-            vector = {t: w / SCALE for t, w in zip(map(terms.__getitem__, ids.tolist()),
-                                                   weights.tolist(), strict=True)
-                      if not any(c.isdigit() for c in t)}
-            members.append(SplitMember(m.key, m.seen_at, vector, m.marks))
+            words = ~has_digit[ids]
+            members.append(SplitMember(m.key, m.seen_at, ids[words],
+                                       weights[words].astype(np.float64), m.marks))
         c = self.config
         found = decide(members, split_bar=c.split_bar, story_terms=c.story_terms,
                        agree_bonus=c.agree_bonus, conflict_penalty=c.conflict_penalty,
