@@ -103,6 +103,7 @@ class _Staged:
     other_event: AlertEvent | None = None   # its story.new, when the article stayed behind
     other_alert_id: str | None = None
     other_where: Route | None = None
+    taken_back: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,8 @@ class Ingestor:
         # Failed group commits so far: a poll staging while one fails may have built on
         # what it took back, so it takes its own back too (see ``ingest``).
         self._failures = 0
+        # The articles the poll holding the lock has staged so far (SQLite path).
+        self._staging: dict[int, _Staged] = {}
 
     async def restore(self, now: datetime) -> None:
         """Reload the window's stories and index after a restart."""
@@ -346,6 +349,7 @@ class Ingestor:
             async with self._lock:
                 failures = self._failures
                 batch_keys: set[str] = set()
+                self._staging = staged
                 try:
                     for i, (keys, was_seen) in enumerate(zip(groups, seen, strict=True)):
                         # Keys staged by others, or committed since our seen_any (looked up
@@ -365,6 +369,8 @@ class Ingestor:
                     # Nothing staged here may stay half-accepted: not committed, not queued.
                     self._take_back(list(staged.values()))
                     raise
+                finally:
+                    self._staging = {}
         finally:
             self._marks[mark] -= 1
             if not self._marks[mark]:
@@ -400,15 +406,17 @@ class Ingestor:
             story = self._grow(base, placement, article, hits, now)
             other = None
             if split is not None:
-                story, other = self._split_records(story, split, article.key)
+                story, other = self._split_records(story, split, article.key,
+                                                   base.rule_ids if base else ())
             learned = self._learn(story.id, hits) if story.rule_ids else ()
             story, event, alert_id, where, outbox = self._notice(story, hits, now)
             member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
                                  features=placement.features)
             moved: tuple[StoryMember, ...] = ()
             if split is not None:
-                moved = tuple(StoryMember(split.new_story_id, key, now, "")
-                              for key in split.moved if key != article.key)
+                moved = tuple(StoryMember(split.new_story_id, key, seen, "")
+                              for key, seen in zip(split.moved, split.seen, strict=True)
+                              if key != article.key)
             commit = ArticleCommit(tuple(keys), story, member, tuple(outbox), now,
                                    self.seen_ttl.total_seconds(), moved,
                                    () if other is None else (other,),
@@ -441,17 +449,24 @@ class Ingestor:
         return story, event, alert_id, where, outbox
 
     @staticmethod
-    def _split_records(story: Story, split: Split, article_key: str) -> tuple[Story, Story]:
+    def _split_records(story: Story, split: Split, article_key: str,
+                       before: Sequence[str]) -> tuple[Story, Story]:
         """The grown story's record cut as the index cut it: (the article's part, the other).
 
-        The part that leaves is a story nobody was told about: it lists its own
-        articles and the rules they matched, so its first alert is a ``story.new``
-        naming them. The part that stays keeps its alert history (it was announced).
+        Each part names the rules its own articles matched. The part that leaves is a
+        story nobody was told about, so its first alert is a ``story.new`` naming them;
+        the part that stays keeps its alert history (it was announced). A rule of the
+        story ``before`` this article that no listed article names (articles stored
+        before they recorded their rules) stays with the part that stays.
         """
         leaving = set(split.moved)
         kept = tuple(a for a in story.articles if a.key not in leaving)
         gone = tuple(a for a in story.articles if a.key in leaving)
-        old = replace(story, articles=kept)
+        named = {r for a in story.articles for r in a.rule_ids}
+        kept_named = {r for a in kept for r in a.rule_ids}
+        old = replace(story, articles=kept, rule_ids=tuple(
+            r for r in story.rule_ids
+            if r in kept_named or (r not in named and r in before)))
         if kept and not story.earlier_count:
             old = replace(old, first_seen=min(a.seen_at for a in kept),
                           last_seen=max(a.seen_at for a in kept))
@@ -483,7 +498,11 @@ class Ingestor:
         if self.throttle is not None and s.where is not None and not s.where.held:
             self.throttle.record(s.where.counted, now)  # so the next article sees it counted
         if s.other is not None and s.split is not None and s.other.id == s.split.new_story_id:
-            other, event, alert_id, where, outbox = self._notice(s.other, (), now)
+            try:
+                other, event, alert_id, where, outbox = self._notice(s.other, (), now)
+            except BaseException:
+                self._take_back([s])
+                raise
             s.other, s.other_event, s.other_alert_id, s.other_where = other, event, alert_id, where
             s.commit = replace(s.commit, stories=(other,), outbox=(*s.commit.outbox, *outbox))
             if self.throttle is not None and where is not None and not where.held:
@@ -526,7 +545,12 @@ class Ingestor:
                 # those back too, newest first, and fail their polls with the same error.
                 batch += self._queue
                 self._queue = []
-                self._take_back([s for group, _ in batch for s in group])
+                # The poll staging now (under the lock, awaiting a story read) is newer
+                # than everything queued: its entries go first, since a split undone out
+                # of order would leave a story the store never had. It takes back the
+                # rest of its own when it sees the failure.
+                self._take_back([s for group, _ in batch for s in group]
+                                + list(self._staging.values()))
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(e)
@@ -587,8 +611,15 @@ class Ingestor:
                     split.conflicts)
 
     def _take_back(self, entries: Sequence[_Staged]) -> None:
-        """Undo staging, newest first: the index, the throttles, the overlay, rule hits."""
+        """Undo staging, newest first: the index, the throttles, the overlay, rule hits.
+
+        Each entry once: a failed group commit may take back a poll's entries before the
+        poll itself does.
+        """
         for s in reversed(entries):
+            if s.taken_back:
+                continue
+            s.taken_back = True
             self._undo_index(s.article.key, s.inserted, s.split)
             if self.throttle is not None and s.where is not None and not s.where.held:
                 self.throttle.forget(s.where.counted, s.now)

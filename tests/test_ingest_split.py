@@ -52,16 +52,16 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.close()
 
 
-def ingestor(store: Store, tmp_path: Path) -> Ingestor:
+def ingestor(store: Store, tmp_path: Path, rules_yaml: str = RULES) -> Ingestor:
     rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
+    rules.write_text(rules_yaml)
     cfg = StoryConfig(join_threshold=LOOSE)
     return Ingestor(store, load_rules([rules]), StoryIndex(cfg), AlertPolicy("every_outlet"),
                     ["jsonl"], window=cfg.window, seen_ttl=timedelta(days=30))
 
 
-def report(n: int) -> Article:
-    art = load(SNOWBALL[n], outlet=OUTLETS[n])
+def report(n: int, order: list[str] = SNOWBALL) -> Article:
+    art = load(order[n], outlet=OUTLETS[n])
     return Article(key=art.key, url=art.url, title=art.title, content=art.content,
                    outlet=art.outlet, language="en", published=NOW)
 
@@ -94,9 +94,10 @@ async def test_a_split_stores_two_stories_and_announces_the_new_one_once(
     assert [a.key for a in left.articles] == ["navy_2008_a.txt", "navy_2008_b.txt"]
     assert left.rule_ids == ("pirates",) and left.alerted
     members = await store.recent_members(NOW - timedelta(days=1))
-    assert sorted((m.article_key, m.story_id) for m in members) == sorted(
-        [("navy_2011_b.txt", old), ("navy_2008_a.txt", new), ("navy_2008_b.txt", new),
-         ("navy_2011_a.txt", old)])
+    # each once, under its story now, seen when it was first seen (not at the split)
+    assert sorted((m.article_key, m.story_id, m.seen_at) for m in members) == sorted(
+        (key, sid, NOW + timedelta(minutes=n))
+        for n, (key, sid) in enumerate(zip(SNOWBALL, (old, new, new, old), strict=True)))
 
     alerts = await queued(store)
     news = [a["story"]["id"] for a in alerts if a["event"] == "story.new"]
@@ -111,6 +112,27 @@ async def test_a_split_stores_two_stories_and_announces_the_new_one_once(
     assert {k: again.index.story_of(k) for k in SNOWBALL} == {
         k: ing.index.story_of(k) for k in SNOWBALL}
     assert again.index.story_of("navy_2008_b.txt") == new
+
+
+async def test_each_part_names_only_the_rules_its_own_articles_matched(
+        store: Store, tmp_path: Path) -> None:
+    """A rule only one 2008 report matches leaves with it: the 2011 story never alerts."""
+    order = ["navy_2011_b.txt", "navy_2011_a.txt", "navy_2008_a.txt", "navy_2008_b.txt"]
+    ing = ingestor(store, tmp_path, "rules:\n  - id: hijack\n    query: hijack\n")
+    outcomes = []
+    for n in range(4):
+        outcomes += await ing.ingest([report(n, order)], NOW + timedelta(minutes=n))
+    split = outcomes[3].split
+    assert split is not None and outcomes[3].story_id == split.new_story_id
+    assert outcomes[3].alert == "story.new"    # the article left with the new story
+    assert [o.rule_ids for o in outcomes] == [(), (), (), ("hijack",)]
+    kept = await store.get_story(split.story_id)
+    assert kept is not None and kept.rule_ids == () and not kept.alerted
+    later = load("navy_2011_a.txt", key="later", outlet="AP")
+    (fifth,) = await ing.ingest([later], NOW + timedelta(minutes=5))
+    assert fifth.story_id == split.story_id and fifth.alert is None
+    news = [a["story"]["id"] for a in await queued(store) if a["event"] == "story.new"]
+    assert news == [split.new_story_id]
 
 
 async def test_a_failed_commit_takes_the_split_back(tmp_path: Path) -> None:

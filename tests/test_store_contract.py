@@ -697,3 +697,20 @@ async def test_exclusive_is_released_when_the_body_fails(store: Store) -> None:
             raise RuntimeError("boom")
     async with store.exclusive("stories", 30, wait_seconds=0):
         pass
+
+
+async def test_a_member_moved_without_features_keeps_what_is_stored(store: Store) -> None:
+    """The daemon moves members by key alone (its index keeps no member texts): the store
+    keeps each one's features and time; one no longer stored is not moved."""
+    assert await commit(store, ["k1"], "s1", at(0))
+    assert await commit(store, ["k2"], "s1", at(1))
+    other = story("s2", at(1))
+    moved = (StoryMember("s2", "k2", at(9), ""), StoryMember("s2", "gone", at(9), ""))
+    assert await store.commit_articles([replace(
+        entry(["k3"], "s1", at(2)), moved=moved, moved_from=("s1", "s1"), stories=(other,),
+    )]) == [True]
+    assert await store.recent_members(at(-1)) == [
+        member("s1", "k1", at(0)), member("s2", "k2", at(1)), member("s1", "k3", at(2))]
+    # expiry goes by the stored time, not the time the move was given
+    await store.expire(at(1.5))
+    assert placed(await store.recent_members(at(-1))) == [("s1", "k3")]

@@ -114,8 +114,8 @@ return add_missing()
 # story's record like the entry's story, and each moved member leaves under its old
 # id (members zset, hash and seq zset) and is added under its new id like the entry's
 # member, so the change feed gives it again, under the new id only. A moved member
-# whose features are empty keeps its stored features (the index does not keep members'
-# texts); one no longer stored (expired) is not moved.
+# whose features are empty keeps its stored record but for its story id (the index
+# does not keep members' texts); one no longer stored (expired) is not moved.
 COMMIT_ARTICLE = _PUT_ITEMS + """
 local fence = ARGV[#ARGV]
 local last = #KEYS
@@ -156,14 +156,16 @@ end
 at = at + 1
 for _ = 1, tonumber(ARGV[at]) do
   local old_id, new_id = ARGV[at + 1], ARGV[at + 2]
-  local data = ARGV[at + 4]
+  local data, score = ARGV[at + 4], ARGV[at + 3]
   local member = cjson.decode(data)
   if member.features == '' then
     -- empty features: keep the stored ones; a member no longer stored is not moved
     local stored = redis.call('HGET', KEYS[4], old_id)
     if stored then
-      member.features = cjson.decode(stored).features
-      data = cjson.encode(member)
+      local kept = cjson.decode(stored)
+      kept.story_id = member.story_id
+      data = cjson.encode(kept)
+      score = redis.call('ZSCORE', KEYS[3], old_id) or score
     else
       data = nil
     end
@@ -172,7 +174,7 @@ for _ = 1, tonumber(ARGV[at]) do
     redis.call('ZREM', KEYS[3], old_id)
     redis.call('HDEL', KEYS[4], old_id)
     redis.call('ZREM', KEYS[6], old_id)
-    redis.call('ZADD', KEYS[3], ARGV[at + 3], new_id)
+    redis.call('ZADD', KEYS[3], score, new_id)
     redis.call('HSET', KEYS[4], new_id, data)
     redis.call('ZADD', KEYS[6], redis.call('INCR', KEYS[7]), new_id)
   end

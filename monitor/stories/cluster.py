@@ -187,6 +187,7 @@ class Split:
     story_id: str
     new_story_id: str
     moved: tuple[str, ...]
+    seen: tuple[datetime, ...]   # when each of ``moved`` was seen (its member's time)
     score: float
     cosine: float
     conflicts: int
@@ -801,8 +802,9 @@ class StoryIndex:
         if new_id in self._stories:   # its key opened a story once, still open: leave it be
             return None
         self.move(found.leaving, new_id)
-        return Split(story_id, new_id, found.leaving, found.score, found.cosine,
-                     found.conflicts)
+        seen = {m.key: m.seen_at for m in members}
+        return Split(story_id, new_id, found.leaving, tuple(seen[k] for k in found.leaving),
+                     found.score, found.cosine, found.conflicts)
 
     def move(self, keys: Iterable[str], story_id: str) -> None:
         """Move members to the story ``story_id`` (created when missing).
