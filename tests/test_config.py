@@ -62,6 +62,15 @@ def test_a_join_threshold_outside_0_1_is_refused(tmp_path: Path, value: str) -> 
         load_settings(p, env={})
 
 
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "high"])
+def test_a_split_bar_outside_0_1_is_refused(tmp_path: Path, value: str) -> None:
+    p = write(tmp_path, f"stories:\n  split_bar: {value}\n")
+    with pytest.raises(ConfigError, match=r"stories\.split_bar"):
+        load_settings(p, env={})
+    assert load_settings(write(tmp_path, "stories:\n  split_bar: 0\n"),
+                         env={}).stories.split_bar == 0
+
+
 @pytest.mark.parametrize("text", ["alerts:\n  seen_ttl: 1d\n",
                                   "alerts:\n  seen_ttl: 5d\npoll:\n  max_article_age: 7d\n"])
 def test_seen_keys_kept_shorter_than_an_article_lives_are_refused(tmp_path: Path,

@@ -204,3 +204,35 @@ def test_replay_takes_story_and_alert_tuning_from_the_config(tmp_path: Path) -> 
     strict = run("stories: {join_threshold: 0.9}\n")
     assert strict[0]["story_id"] != strict[1]["story_id"]
     assert run("stories: {join_threshold: 0.3}\n")[0]["story_id"] == default[0]["story_id"]
+
+
+def test_replay_reports_the_story_each_article_ends_in(tmp_path: Path) -> None:
+    """A later report cuts a story in two (story repair): the earlier reports it moved are
+    reported in their final story, and ``stories.split_bar: 0`` turns the repair off."""
+    stories = Path(__file__).resolve().parent / "data" / "stories"
+    names = ["navy_2011_b", "navy_2008_a", "navy_2008_b", "navy_2011_a"]
+    records = []
+    for n, name in enumerate(names):
+        title, _, body = (stories / f"{name}.txt").read_text(encoding="utf-8").partition("\n")
+        records.append({"id": name, "title": title, "content": body, "outlet": f"o{n}",
+                        "url": f"https://o{n}.example/{name}",
+                        "published": f"2025-03-11T12:{n:02d}:00Z"})
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "feeds.yaml").write_text("[]\n")
+
+    def run(stories_cfg: str) -> dict[str, str]:
+        cfg = tmp_path / "monitor.yaml"
+        cfg.write_text(f"feeds: {{files: [feeds.yaml]}}\nrules: {{paths: [{ROOT / 'rules'}]}}\n"
+                       f"stories: {stories_cfg}\n")
+        res = cli("replay", str(src), "--config", str(cfg), "--out", str(tmp_path / "o"))
+        assert res.returncode == 0, res.stderr
+        return {o["id"]: o["story_id"]
+                for o in map(json.loads, (tmp_path / "o").read_text().splitlines())}
+
+    # a join threshold low enough for the story to take in both navy actions
+    repaired = run("{join_threshold: 0.15}")
+    assert repaired["navy_2008_a"] == repaired["navy_2008_b"]
+    assert repaired["navy_2011_a"] == repaired["navy_2011_b"]
+    assert repaired["navy_2008_a"] != repaired["navy_2011_b"]
+    assert len(set(run("{join_threshold: 0.15, split_bar: 0}").values())) == 1
