@@ -476,7 +476,8 @@ class Ingestor:
             first_seen=min((a.seen_at for a in gone), default=story.last_seen),
             last_seen=max((a.seen_at for a in gone), default=story.last_seen),
             articles=gone,
-            rule_ids=tuple(dict.fromkeys(r for a in gone for r in a.rule_ids)))
+            rule_ids=tuple(dict.fromkeys(r for a in gone for r in a.rule_ids)),
+            split_from=split.story_id)
         return (new, old) if article_key in leaving else (old, new)
 
     def _undo_index(self, article_key: str, inserted: bool, split: Split | None) -> None:

@@ -226,6 +226,9 @@ class Story:
     alerted_rules: tuple[str, ...] = ()
     earlier_count: int = 0
     earlier_outlets: tuple[str, ...] = ()
+    # the story this one was cut off by story repair (``stories/split.py``): its articles
+    # were reported there before, which the analyst reading its story.new should know
+    split_from: str | None = None
 
     @property
     def outlets(self) -> tuple[str, ...]:

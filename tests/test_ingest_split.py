@@ -104,6 +104,8 @@ async def test_a_split_stores_two_stories_and_announces_the_new_one_once(
     assert news == [old, new]    # one story.new per story, the new one's last
     announced = alerts[-1] if alerts[-1]["story"]["id"] == new else alerts[-2]
     assert [x["outlet"] for x in announced["story"]["articles"]] == ["PTI", "Reuters"]
+    assert announced["story"]["split_from"] == old
+    assert all("split_from" not in a["story"] for a in alerts if a["story"]["id"] == old)
     assert [r["id"] for r in announced["rules"]] == ["pirates"]
 
     # a restart rebuilds both stories from the store

@@ -63,6 +63,7 @@ def to_payload(alert: Alert) -> dict[str, Any]:
                 }
                 for a in story.articles
             ],
+            **({"split_from": story.split_from} if story.split_from else {}),
         },
         "rules": [hit.to_payload() for hit in alert.rules],
         "detected_at": _iso(alert.detected_at),

@@ -194,6 +194,7 @@ def story_to_dict(story: Story) -> dict[str, Any]:
         **({"earlier_count": story.earlier_count,
             "earlier_outlets": list(story.earlier_outlets)}
            if story.earlier_count or story.earlier_outlets else {}),
+        **({"split_from": story.split_from} if story.split_from else {}),
     }
 
 
@@ -211,6 +212,7 @@ def story_from_dict(data: dict[str, Any]) -> Story:
         alerted_rules=tuple(data.get("alerted_rules", ())),
         earlier_count=int(data.get("earlier_count", 0)),
         earlier_outlets=tuple(data.get("earlier_outlets", ())),
+        split_from=None if data.get("split_from") is None else str(data["split_from"]),
     )
 
 
