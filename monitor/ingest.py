@@ -139,6 +139,10 @@ class Ingestor:
         self.throttle = throttle  # None: rules' ``throttle`` is not enforced (replay)
         self.stories: dict[str, Story] = {}
         self.hits: dict[str, dict[str, RuleHit]] = {}
+        # story -> rule -> the latest article matching it and its hit: a story a split
+        # makes is explained by its own (younger) articles. An entry whose article was
+        # taken back is harmless: only articles the index moves are looked up.
+        self.hit_last: dict[str, dict[str, tuple[str, RuleHit]]] = {}
         # seen-key -> story id, so a repeat can still name its story (bounded, oldest out):
         # replay reports it. The daemon does not (``key_memory=0``): at ~0.3 KB per new
         # article it was a few MB of the daemon's memory for nothing.
@@ -238,13 +242,32 @@ class Ingestor:
             out.append(found)
         return out
 
-    def _learn(self, story_id: str, fresh: Sequence[RuleHit]) -> tuple[str, ...]:
-        """Keep the first explanation per rule; returns the rules that had none yet."""
+    def _learn(self, story_id: str, fresh: Sequence[RuleHit],
+               source: str = "") -> tuple[str, ...]:
+        """Keep the first explanation per rule; returns the rules that had none yet.
+
+        ``source``: the article ``fresh`` came from, remembered for ``_inherit_hits``.
+        """
         known = self.hits.setdefault(story_id, {})
         new = tuple(dict.fromkeys(h.rule_id for h in fresh if h.rule_id not in known))
         for hit in fresh:
             known.setdefault(hit.rule_id, hit)
+        if source and fresh:
+            self.hit_last.setdefault(story_id, {}).update((h.rule_id, (source, h)) for h in fresh)
         return new
+
+    def _inherit_hits(self, split: Split) -> None:
+        """The story a split made takes the explanations its own (moved) articles gave."""
+        moved = set(split.moved)
+        mine = {r: last for r, last in self.hit_last.get(split.story_id, {}).items()
+                if last[0] in moved}
+        if not mine:
+            return
+        into = self.hits.setdefault(split.new_story_id, {})
+        into_last = self.hit_last.setdefault(split.new_story_id, {})
+        for r, last in mine.items():
+            into.setdefault(r, last[1])
+            into_last.setdefault(r, last)
 
     def _limit(self, rule_id: str) -> Throttle | None:
         return next((r.throttle for r in self.rules.rules if r.id == rule_id), None)
@@ -408,7 +431,9 @@ class Ingestor:
             if split is not None:
                 story, other = self._split_records(story, split, article.key,
                                                    base.rule_ids if base else ())
-            learned = self._learn(story.id, hits) if story.rule_ids else ()
+            if split is not None:
+                self._inherit_hits(split)
+            learned = self._learn(story.id, hits, article.key) if story.rule_ids else ()
             story, event, alert_id, where, outbox = self._notice(story, hits, now)
             member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
                                  features=placement.features)
@@ -632,6 +657,7 @@ class Ingestor:
                     del self._pending[s.other.id]
                 if s.split is not None:
                     self.hits.pop(s.split.new_story_id, None)
+                    self.hit_last.pop(s.split.new_story_id, None)
             known = self.hits.get(s.story.id)
             if known is not None:
                 for rule_id in s.learned:
@@ -643,6 +669,7 @@ class Ingestor:
                 del self._pending[s.story.id]
             if s.placement.is_new:
                 self.hits.pop(s.story.id, None)
+                self.hit_last.pop(s.story.id, None)
 
     @staticmethod
     def _outcome(s: _Staged, accepted: bool) -> Outcome:
@@ -784,5 +811,6 @@ class Ingestor:
         for sid in [s.id for s in self.stories.values() if s.last_seen < before]:
             self.stories.pop(sid, None)
             self.hits.pop(sid, None)
+            self.hit_last.pop(sid, None)
         await self.store.expire(before)
         return dropped

@@ -107,6 +107,8 @@ async def test_a_split_stores_two_stories_and_announces_the_new_one_once(
     assert announced["story"]["split_from"] == old
     assert all("split_from" not in a["story"] for a in alerts if a["story"]["id"] == old)
     assert [r["id"] for r in announced["rules"]] == ["pirates"]
+    # explained by its own articles' matches, as any story.new
+    assert "pirates" in announced["rules"][0]["snippet"].lower()
 
     # a restart rebuilds both stories from the store
     again = ingestor(store, tmp_path)
