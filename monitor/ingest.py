@@ -431,7 +431,6 @@ class Ingestor:
             if split is not None:
                 story, other = self._split_records(story, split, article.key,
                                                    base.rule_ids if base else ())
-            if split is not None:
                 self._inherit_hits(split)
             learned = self._learn(story.id, hits, article.key) if story.rule_ids else ()
             story, event, alert_id, where, outbox = self._notice(story, hits, now)
