@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from monitor.alerts.hits import StoryHits
 from monitor.alerts.payload import build_alert, dumps
 from monitor.alerts.policy import AlertPolicy, mark_alerted
 from monitor.alerts.routing import Route, route
@@ -97,7 +98,6 @@ class _Staged:
     where: Route | None
     inserted: bool  # the index gained the member (False: it was a member already)
     now: datetime
-    learned: tuple[str, ...] = ()  # rule ids staging added to the story's known hits
     split: Split | None = None     # the story this article's join cut in two
     other: Story | None = None     # the split's other story (the article is in ``story``)
     other_event: AlertEvent | None = None   # its story.new, when the article stayed behind
@@ -138,11 +138,7 @@ class Ingestor:
         self.seen_ttl = seen_ttl
         self.throttle = throttle  # None: rules' ``throttle`` is not enforced (replay)
         self.stories: dict[str, Story] = {}
-        self.hits: dict[str, dict[str, RuleHit]] = {}
-        # story -> rule -> the latest article matching it and its hit: a story a split
-        # makes is explained by its own (younger) articles. An entry whose article was
-        # taken back is harmless: only articles the index moves are looked up.
-        self.hit_last: dict[str, dict[str, tuple[str, RuleHit]]] = {}
+        self.hits = StoryHits()   # why each rule matched each (cached or staged) story
         # seen-key -> story id, so a repeat can still name its story (bounded, oldest out):
         # replay reports it. The daemon does not (``key_memory=0``): at ~0.3 KB per new
         # article it was a few MB of the daemon's memory for nothing.
@@ -225,14 +221,13 @@ class Ingestor:
         while len(self.key_story) > self.key_memory:
             self.key_story.popitem(last=False)
 
-    def _story_hits(self, story: Story, fresh: Sequence[RuleHit]) -> list[RuleHit]:
-        """One hit per rule of the story: the freshest explanation we have."""
-        self._learn(story.id, fresh)
-        known = self.hits[story.id]
+    def _story_hits(self, story: Story) -> list[RuleHit]:
+        """One hit per rule of the story: its first matching article's (``StoryHits``), or
+        the rule's name alone where none is known (another instance's article, a restart)."""
         by_id = {r.id: r for r in self.rules.rules}
         out: list[RuleHit] = []
         for rule_id in story.rule_ids:
-            found = known.get(rule_id)
+            found = self.hits.explain(story.id, rule_id)
             if found is None:
                 rule = by_id.get(rule_id)
                 if rule is None:
@@ -241,33 +236,6 @@ class Ingestor:
                                 channels=tuple(rule.channels))
             out.append(found)
         return out
-
-    def _learn(self, story_id: str, fresh: Sequence[RuleHit],
-               source: str = "") -> tuple[str, ...]:
-        """Keep the first explanation per rule; returns the rules that had none yet.
-
-        ``source``: the article ``fresh`` came from, remembered for ``_inherit_hits``.
-        """
-        known = self.hits.setdefault(story_id, {})
-        new = tuple(dict.fromkeys(h.rule_id for h in fresh if h.rule_id not in known))
-        for hit in fresh:
-            known.setdefault(hit.rule_id, hit)
-        if source and fresh:
-            self.hit_last.setdefault(story_id, {}).update((h.rule_id, (source, h)) for h in fresh)
-        return new
-
-    def _inherit_hits(self, split: Split) -> None:
-        """The story a split made takes the explanations its own (moved) articles gave."""
-        moved = set(split.moved)
-        mine = {r: last for r, last in self.hit_last.get(split.story_id, {}).items()
-                if last[0] in moved}
-        if not mine:
-            return
-        into = self.hits.setdefault(split.new_story_id, {})
-        into_last = self.hit_last.setdefault(split.new_story_id, {})
-        for r, last in mine.items():
-            into.setdefault(r, last[1])
-            into_last.setdefault(r, last)
 
     def _limit(self, rule_id: str) -> Throttle | None:
         return next((r.throttle for r in self.rules.rules if r.id == rule_id), None)
@@ -311,9 +279,9 @@ class Ingestor:
         """
         if story.rule_ids:
             self.stories[story.id] = story
-            self._story_hits(story, hits)
         else:
             self.stories.pop(story.id, None)
+            self.hits.drop(story.id)
 
     async def _story_for(self, placement: Placement) -> Story | None:
         if placement.is_new:
@@ -414,10 +382,10 @@ class Ingestor:
                        now: datetime) -> _Staged:
         """Place the article and decide its alert: what its commit will write.
 
-        Changes nothing but the story's known rule hits, which gain this article's (as
-        ``_cache`` records them after a commit), so the next article's alert explains
-        its rules as if this one were committed already, on every path; ``learned``
-        says which, for ``_take_back``.
+        Changes the index (the article, and a split its join causes) and the known rule
+        hits (``StoryHits``: this article's, and those a split moves), so the next
+        article is placed and its alert explained as if this one were committed
+        already; ``_take_back`` undoes both.
         """
         placement = self.index.place(article, now)
         base = await self._story_for(placement)
@@ -431,9 +399,9 @@ class Ingestor:
             if split is not None:
                 story, other = self._split_records(story, split, article.key,
                                                    base.rule_ids if base else ())
-                self._inherit_hits(split)
-            learned = self._learn(story.id, hits, article.key) if story.rule_ids else ()
-            story, event, alert_id, where, outbox = self._notice(story, hits, now)
+                self.hits.move(split.moved, split.story_id, split.new_story_id)
+            self.hits.learn(story.id, article.key, hits)
+            story, event, alert_id, where, outbox = self._notice(story, now)
             member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
                                  features=placement.features)
             moved: tuple[StoryMember, ...] = ()
@@ -449,9 +417,9 @@ class Ingestor:
             self._undo_index(article.key, inserted, split)
             raise
         return _Staged(article, tuple(keys), tuple(hits), placement, story, commit, event,
-                       alert_id, where, inserted, now, learned, split, other)
+                       alert_id, where, inserted, now, split, other)
 
-    def _notice(self, story: Story, hits: Sequence[RuleHit], now: datetime
+    def _notice(self, story: Story, now: datetime
                 ) -> tuple[Story, AlertEvent | None, str | None, Route | None, list[OutboxItem]]:
         """The alert the policy decides for ``story`` now: the story as it will be saved,
         the event, the alert id and route (None when none) and its outbox items."""
@@ -460,7 +428,7 @@ class Ingestor:
         alert_id = None
         where: Route | None = None
         if event is not None:
-            alert = build_alert(story, event, self._story_hits(story, hits), now)
+            alert = build_alert(story, event, self._story_hits(story), now)
             where = self._targets(alert.rules, now)
             if not where.held:
                 alert_id = alert.id
@@ -486,7 +454,7 @@ class Ingestor:
         leaving = set(split.moved)
         kept = tuple(a for a in story.articles if a.key not in leaving)
         gone = tuple(a for a in story.articles if a.key in leaving)
-        named = {r for a in story.articles for r in a.rule_ids}
+        named = {r for a in story.articles if a.key != article_key for r in a.rule_ids}
         kept_named = {r for a in kept for r in a.rule_ids}
         old = replace(story, articles=kept, rule_ids=tuple(
             r for r in story.rule_ids
@@ -524,7 +492,7 @@ class Ingestor:
             self.throttle.record(s.where.counted, now)  # so the next article sees it counted
         if s.other is not None and s.split is not None and s.other.id == s.split.new_story_id:
             try:
-                other, event, alert_id, where, outbox = self._notice(s.other, (), now)
+                other, event, alert_id, where, outbox = self._notice(s.other, now)
             except BaseException:
                 self._take_back([s])
                 raise
@@ -654,21 +622,14 @@ class Ingestor:
                     self.throttle.forget(ow.counted, s.now)
                 if self._pending.get(s.other.id) is s.other:
                     del self._pending[s.other.id]
-                if s.split is not None:
-                    self.hits.pop(s.split.new_story_id, None)
-                    self.hit_last.pop(s.split.new_story_id, None)
-            known = self.hits.get(s.story.id)
-            if known is not None:
-                for rule_id in s.learned:
-                    known.pop(rule_id, None)
+            self.hits.forget(s.story.id, s.article.key)
+            if s.split is not None:
+                self.hits.move(s.split.moved, s.split.new_story_id, s.split.story_id)
             for k in s.keys:
                 if self._pending_keys.get(k) == s.story.id:
                     del self._pending_keys[k]
             if self._pending.get(s.story.id) is s.story:
                 del self._pending[s.story.id]
-            if s.placement.is_new:
-                self.hits.pop(s.story.id, None)
-                self.hit_last.pop(s.story.id, None)
 
     @staticmethod
     def _outcome(s: _Staged, accepted: bool) -> Outcome:
@@ -793,7 +754,7 @@ class Ingestor:
                         self.stories[story.id] = fresh
                     continue
                 story = fresh
-            alert = build_alert(story, "story.updated", self._story_hits(story, ()), now)
+            alert = build_alert(story, "story.updated", self._story_hits(story), now)
             where = self._targets(alert.rules, now)
             story = mark_alerted(story, now)
             outbox = [] if where.held else self._outbox(alert, where, now)
@@ -809,7 +770,6 @@ class Ingestor:
         dropped = self.index.expire(before)
         for sid in [s.id for s in self.stories.values() if s.last_seen < before]:
             self.stories.pop(sid, None)
-            self.hits.pop(sid, None)
-            self.hit_last.pop(sid, None)
+        self.hits.keep_only((*self.stories, *self._pending))
         await self.store.expire(before)
         return dropped

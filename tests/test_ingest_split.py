@@ -139,6 +139,32 @@ async def test_each_part_names_only_the_rules_its_own_articles_matched(
     assert news == [split.new_story_id]
 
 
+@pytest.mark.parametrize("order", [
+    SNOWBALL,   # the 2011 report staying behind is the one that causes the split
+    ["navy_2011_b.txt", "navy_2008_a.txt", "navy_2011_a.txt", "navy_2008_b.txt"],
+])
+async def test_each_part_is_explained_by_its_own_reports(
+        store: Store, tmp_path: Path, order: list[str]) -> None:
+    """Both actions were 'foiled' (INS Mysore in 2008, INS Sukanya in 2011): after the
+    split, each story's alerts quote its own ship, never the other event's report."""
+    ing = ingestor(store, tmp_path, "rules:\n  - id: foiled\n    query: foiled\n")
+    outcomes = []
+    for n in range(4):
+        outcomes += await ing.ingest([report(n, order)], NOW + timedelta(minutes=n))
+    split = outcomes[3].split
+    assert split is not None
+    later = load("navy_2011_a.txt", key="later", outlet="AP")
+    await ing.ingest([later], NOW + timedelta(minutes=5))
+    alerts = await queued(store)
+    after = alerts[next(i for i, a in enumerate(alerts)
+                        if a["story"]["id"] == split.new_story_id):]
+    for a in after:
+        snippets = " ".join(r["snippet"] for r in a["rules"])
+        ship = "Mysore" if a["story"]["id"] == split.new_story_id else "Sukanya"
+        assert ship in snippets, (a["event"], a["story"]["id"], snippets)
+        assert ({"Mysore", "Sukanya"} - {ship}).pop() not in snippets
+
+
 async def test_a_failed_commit_takes_the_split_back(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "state.db")
     await store.open()
