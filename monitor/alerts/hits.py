@@ -7,7 +7,8 @@ article is in the story. Story repair moves articles from one story to a new one
 articles, never by a report of the other event: so hits are kept per article, and a
 split moves them with their articles. Per story and rule only the first article's hit
 and the latest ones are kept (``KEEP`` in all): a running story matched by hundreds of
-reports keeps a handful, and the articles a split moves are the younger ones.
+reports keeps a handful (a hit, with its matched terms and snippet, is a few KB), and the
+articles a split moves are the younger ones.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from monitor.models import RuleHit
 
-KEEP = 8
+KEEP = 4
 
 
 class StoryHits:
