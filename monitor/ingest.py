@@ -194,6 +194,10 @@ class Ingestor:
             # a member moved by another instance's split comes again under its new story
             fresh = [m for m in members
                      if m.seen_at >= since and self.index.story_of(m.article_key) != m.story_id]
+            for m in fresh:   # its rule explanations follow it
+                old = self.index.story_of(m.article_key)
+                if old is not None:
+                    self.hits.move((m.article_key,), old, m.story_id)
             if fresh:
                 self.index.restore(fresh)
                 added += len(fresh)
@@ -281,7 +285,8 @@ class Ingestor:
             self.stories[story.id] = story
         else:
             self.stories.pop(story.id, None)
-            self.hits.drop(story.id)
+            if story.id not in self._pending:   # a newer staging of it may have rules
+                self.hits.drop(story.id)
 
     async def _story_for(self, placement: Placement) -> Story | None:
         if placement.is_new:
@@ -415,6 +420,10 @@ class Ingestor:
                                    tuple(split.story_id for _ in moved) if split else ())
         except BaseException:
             self._undo_index(article.key, inserted, split)
+            self.hits.forget(placement.story_id, article.key)
+            if split is not None:
+                self.hits.forget(split.new_story_id, article.key)
+                self.hits.move(split.moved, split.new_story_id, split.story_id)
             raise
         return _Staged(article, tuple(keys), tuple(hits), placement, story, commit, event,
                        alert_id, where, inserted, now, split, other)

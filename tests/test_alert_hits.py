@@ -21,7 +21,7 @@ def test_the_first_matching_article_explains_a_rule_while_it_is_in_the_story() -
     assert hits.explain("s2", "r") == hit("r", "from a")
     assert hits.explain("s2", "q") is None
     hits.move(["a"], "s2", "s1")                       # ... and a failed commit brings it back
-    assert "s2" not in hits and hits.explain("s1", "r") is not None
+    assert "s2" not in hits and hits.explain("s1", "r") == hit("r", "from a")  # first again
     hits.forget("s1", "b")
     assert hits.explain("s1", "q") is None and hits.explain("s1", "r") == hit("r", "from a")
 
@@ -44,3 +44,17 @@ def test_stories_no_longer_wanted_are_forgotten() -> None:
     assert len(hits) == 1 and "s2" in hits
     hits.drop("s2")
     assert len(hits) == 0
+
+
+def test_a_move_taken_back_leaves_the_story_as_it_was() -> None:
+    hits, before = StoryHits(), StoryHits()
+    for h in (hits, before):
+        h.learn("s1", "a", [])
+        for key in ("b", "c", "d"):
+            h.learn("s1", key, [hit("r", f"from {key}")])
+    hits.move(["b", "d"], "s1", "s2")
+    hits.learn("s1", "x", [hit("r", "from x")])
+    hits.forget("s1", "x")
+    hits.move(["b", "d"], "s2", "s1")
+    assert hits == before
+    assert hits.explain("s1", "r") == hit("r", "from b")

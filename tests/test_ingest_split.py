@@ -165,6 +165,22 @@ async def test_each_part_is_explained_by_its_own_reports(
         assert ({"Mysore", "Sukanya"} - {ship}).pop() not in snippets
 
 
+async def test_a_rule_a_later_report_brings_keeps_its_explanation(
+        store: Store, tmp_path: Path) -> None:
+    """Two reports of one story in one poll, only the second matching: settling the first
+    (its story then without rules) must not forget the second's explanation."""
+    ing = ingestor(store, tmp_path, "rules:\n  - id: foiled\n    query: foiled\n")
+    first = load("navy_2011_b.txt", outlet="Hindu")
+    second = load("navy_2011_a.txt", outlet="NDTV")
+    out = await ing.ingest([first, second], NOW)
+    assert out[0].story_id == out[1].story_id and out[1].alert == "story.new"
+    third = load("navy_2011_b.txt", key="third", outlet="AP")
+    (update,) = await ing.ingest([third], NOW + timedelta(minutes=1))
+    assert update.alert == "story.updated"
+    snippets = [r["snippet"] for a in await queued(store) for r in a["rules"]]
+    assert len(snippets) == 2 and all("Sukanya" in s for s in snippets)
+
+
 async def test_a_failed_commit_takes_the_split_back(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "state.db")
     await store.open()
@@ -214,3 +230,22 @@ def events_per_story(alerts: list[dict[str, Any]]) -> dict[str, list[str]]:
     for a in alerts:
         out.setdefault(a["story"]["id"], []).append(a["event"])
     return out
+
+
+@pytest.mark.redis
+async def test_explanations_follow_another_instances_split(
+        redis_url: str, tmp_path: Path) -> None:
+    rules = "rules:\n  - id: foiled\n    query: foiled\n"
+    async with RedisStore(redis_url, prefix="nm-split") as sa, \
+            RedisStore(redis_url, prefix="nm-split") as sb:
+        a, b = ingestor(sa, tmp_path, rules), ingestor(sb, tmp_path, rules)
+        for n in range(3):   # A hears 2008_a ("INS Mysore ... foiled") first
+            await a.ingest([report(n)], NOW + timedelta(minutes=n))
+        (cut,) = await b.ingest([report(3)], NOW + timedelta(minutes=3))
+        assert cut.split is not None
+        later = load("navy_2011_a.txt", key="later", outlet="AP")
+        (update,) = await a.ingest([later], NOW + timedelta(minutes=5))
+        assert update.story_id == cut.split.story_id and update.alert == "story.updated"
+        alert = (await queued(sa))[-1]
+        assert alert["story"]["id"] == cut.split.story_id
+        assert all("Mysore" not in r["snippet"] for r in alert["rules"])

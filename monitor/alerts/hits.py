@@ -14,17 +14,25 @@ articles a split moves are the younger ones.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import count
 
 from monitor.models import RuleHit
 
 KEEP = 4
 
+Held = dict[str, tuple[int, RuleHit]]   # article key -> (learnt when, its hit), oldest first
+
 
 class StoryHits:
-    """story id -> rule id -> article key -> that article's hit (insertion ordered)."""
+    """story id -> rule id -> article key -> when it was learnt and that article's hit.
+
+    Kept in the order learnt, whatever moves happen in between: a split taken back
+    leaves the story explained as before.
+    """
 
     def __init__(self) -> None:
-        self._by_story: dict[str, dict[str, dict[str, RuleHit]]] = {}
+        self._by_story: dict[str, dict[str, Held]] = {}
+        self._clock = count()
 
     def __contains__(self, story_id: object) -> bool:
         return story_id in self._by_story
@@ -48,13 +56,13 @@ class StoryHits:
         for hit in hits:
             held = rules.setdefault(hit.rule_id, {})
             held.pop(article_key, None)
-            held[article_key] = hit
+            held[article_key] = (next(self._clock), hit)
             _trim(held)
 
     def explain(self, story_id: str, rule_id: str) -> RuleHit | None:
         """The hit of the story's first article (still in it) that matched the rule."""
         held = self._by_story.get(story_id, {}).get(rule_id)
-        return next(iter(held.values())) if held else None
+        return next(iter(held.values()))[1] if held else None
 
     def forget(self, story_id: str, article_key: str) -> None:
         """An article taken back: its hits go."""
@@ -67,8 +75,8 @@ class StoryHits:
             return
         rules = self._by_story.setdefault(to_id, {})
         for rule_id, moved in taken.items():
-            held = rules.setdefault(rule_id, {})
-            held.update(moved)
+            merged = {**rules.get(rule_id, {}), **moved}
+            held = rules[rule_id] = dict(sorted(merged.items(), key=lambda kv: kv[1][0]))
             _trim(held)
 
     def drop(self, story_id: str) -> None:
@@ -80,12 +88,12 @@ class StoryHits:
         for sid in [s for s in self._by_story if s not in keep]:
             del self._by_story[sid]
 
-    def _take(self, story_id: str, keys: set[str]) -> dict[str, dict[str, RuleHit]]:
+    def _take(self, story_id: str, keys: set[str]) -> dict[str, Held]:
         """Remove and return the hits of ``keys`` in a story, by rule, in their order."""
         rules = self._by_story.get(story_id)
         if not rules:
             return {}
-        taken: dict[str, dict[str, RuleHit]] = {}
+        taken: dict[str, Held] = {}
         for rule_id in list(rules):
             held = rules[rule_id]
             out = {k: h for k, h in held.items() if k in keys}
@@ -101,7 +109,7 @@ class StoryHits:
         return taken
 
 
-def _trim(held: dict[str, RuleHit]) -> None:
+def _trim(held: Held) -> None:
     """At most ``KEEP``: the first article's hit stays, the oldest of the rest go."""
     while len(held) > KEEP:
         keys = iter(held)
@@ -109,7 +117,8 @@ def _trim(held: dict[str, RuleHit]) -> None:
         del held[next(keys)]
 
 
-def _ordered(by_story: dict[str, dict[str, dict[str, RuleHit]]]
+def _ordered(by_story: dict[str, dict[str, Held]]
              ) -> dict[str, dict[str, list[tuple[str, RuleHit]]]]:
-    return {sid: {rule: list(held.items()) for rule, held in rules.items()}
+    """What ``explain`` reads: each rule's articles and hits in order (not when learnt)."""
+    return {sid: {rule: [(k, h) for k, (_, h) in held.items()] for rule, held in rules.items()}
             for sid, rules in by_story.items()}
