@@ -405,7 +405,8 @@ class Ingestor:
                 story, other = self._split_records(story, split, article.key,
                                                    base.rule_ids if base else ())
                 self.hits.move(split.moved, split.story_id, split.new_story_id)
-            self.hits.learn(story.id, article.key, hits)
+            if inserted:   # an article already a member (seen again) keeps what it had
+                self.hits.learn(story.id, article.key, hits)
             story, event, alert_id, where, outbox = self._notice(story, now)
             member = StoryMember(story_id=story.id, article_key=article.key, seen_at=now,
                                  features=placement.features)
@@ -420,9 +421,11 @@ class Ingestor:
                                    tuple(split.story_id for _ in moved) if split else ())
         except BaseException:
             self._undo_index(article.key, inserted, split)
-            self.hits.forget(placement.story_id, article.key)
+            if inserted:
+                self.hits.forget(placement.story_id, article.key)
+                if split is not None:
+                    self.hits.forget(split.new_story_id, article.key)
             if split is not None:
-                self.hits.forget(split.new_story_id, article.key)
                 self.hits.move(split.moved, split.new_story_id, split.story_id)
             raise
         return _Staged(article, tuple(keys), tuple(hits), placement, story, commit, event,
@@ -631,7 +634,8 @@ class Ingestor:
                     self.throttle.forget(ow.counted, s.now)
                 if self._pending.get(s.other.id) is s.other:
                     del self._pending[s.other.id]
-            self.hits.forget(s.story.id, s.article.key)
+            if s.inserted:
+                self.hits.forget(s.story.id, s.article.key)
             if s.split is not None:
                 self.hits.move(s.split.moved, s.split.new_story_id, s.split.story_id)
             for k in s.keys:
