@@ -783,6 +783,7 @@ class Ingestor:
         dropped = self.index.expire(before)
         for sid in [s.id for s in self.stories.values() if s.last_seen < before]:
             self.stories.pop(sid, None)
-        self.hits.keep_only((*self.stories, *self._pending))
+        # the index's stories too: a story another instance made (a split) is not cached here
+        self.hits.keep_only((*self.stories, *self._pending, *self.index.story_ids()))
         await self.store.expire(before)
         return dropped

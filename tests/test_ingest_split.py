@@ -244,6 +244,12 @@ async def test_explanations_follow_another_instances_split(
         (cut,) = await b.ingest([report(3)], NOW + timedelta(minutes=3))
         assert cut.split is not None
         later = load("navy_2011_a.txt", key="later", outlet="AP")
+        # an unrelated report makes A catch up; then a maintenance tick
+        await a.ingest([load("quake_tonga_a.txt", outlet="AP")], NOW + timedelta(minutes=4))
+        await a.expire(NOW + timedelta(minutes=4))
+        # A's own report of the 2008 action still explains the story B's split made
+        explained = a.hits.explain(cut.split.new_story_id, "foiled")
+        assert explained is not None and "Mysore" in explained.snippet
         (update,) = await a.ingest([later], NOW + timedelta(minutes=5))
         assert update.story_id == cut.split.story_id and update.alert == "story.updated"
         alert = (await queued(sa))[-1]
