@@ -49,7 +49,6 @@ MIN_GROUP = 2
 ITERATIONS = 12
 
 
-
 @dataclass(frozen=True)
 class SplitMember:
     """What the check reads of one member: its profile without digit terms, its marks.
