@@ -33,6 +33,10 @@ Decision, in order:
 4. otherwise ``new``: a story whose id is ``"s_"`` + a digest of the article key,
    so a replay of the same input gives the same ids.
 
+``add`` then commits the decision, and a join that brings a story to a checkpoint size
+may cut that story in two (story repair, ``split.py``): one report against a story is
+weak evidence, two groups of reports against each other are not.
+
 =========================  =======  ==================================================
 setting (``StoryConfig``)  default  why
 =========================  =======  ==================================================
