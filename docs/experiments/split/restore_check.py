@@ -4,7 +4,7 @@ cfg=C.StoryConfig()
 R=lambda st: min(st["n"])>=2 and st["gc"]>=1 and st["gscore"]<0.40
 r=C.Runner(cfg,rule=R,checkpoints=[3,4,5,6,8,10,12,16,20,24,32,40,48,64]); p=r.feed(C.order_of(3))
 print("splits",r.splits)
-idx2=C.StoryIndex(cfg)
+idx2=C.StoryIndex(__import__("dataclasses").replace(cfg, split_bar=0))
 idx2.restore([StoryMember(story_id=r.idx.story_of(k), article_key=k, seen_at=f.seen_at, features=f.to_json()) for k,f in r.feats.items()])
 a=r.idx; ok=True
 for sid in a.story_ids():
