@@ -3,8 +3,9 @@ from __future__ import annotations
 import math, random, sys
 from collections import defaultdict
 from datetime import timedelta
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[3]   # the project
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np
 import clustering as B
 from monitor.models import Article
