@@ -434,6 +434,16 @@ class _Story:
         self.sums = np.add.reduceat(np.concatenate((self.sums, weights))[order], starts,
                                     dtype=self.sums.dtype)   # not reduce's default uint64
 
+    def admit(self, member: _Member) -> None:
+        """A member whose profile ``join`` added: its particulars and time bounds."""
+        self.members[member.key] = member
+        for mark in member.marks:
+            self.marks[mark] = self.marks.get(mark, 0) + 1
+        for kind in {kind_of(mark) for mark in member.marks}:
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        self.first_seen = min(self.first_seen, member.seen_at)
+        self.last_seen = max(self.last_seen, member.seen_at)
+
     def leave(self, ids: npt.NDArray[np.uint32], weights: npt.NDArray[np.uint16],
               repeats: bool = False) -> None:
         """Take a member's profile out of the sums; drop the terms at zero.
@@ -843,14 +853,8 @@ class StoryIndex:
                 story_id, moving[0].seen_at, self._postings.new_slot(story_id))
         for m in moving:
             target.join(*m.profile())
-            target.members[m.key] = m
+            target.admit(m)
             self._member_story[m.key] = story_id
-            for mark in m.marks:
-                target.marks[mark] = target.marks.get(mark, 0) + 1
-            for k in {kind_of(mark) for mark in m.marks}:
-                target.kinds[k] = target.kinds.get(k, 0) + 1
-            target.first_seen = min(target.first_seen, m.seen_at)
-            target.last_seen = max(target.last_seen, m.seen_at)
         self._refresh(target)
 
     def _insert(self, feats: Features) -> None:
@@ -869,16 +873,9 @@ class StoryIndex:
         self._looked_up = None
         story.join(tids, np.frombuffer(feats.weights, dtype=np.uint16))
         buckets, counts = _buckets(feats.df_hashes)
-        member = _Member(feats, tids, buckets, counts)
-        story.members[feats.key] = member
-        story.first_seen = min(story.first_seen, feats.seen_at)
-        story.last_seen = max(story.last_seen, feats.seen_at)
+        story.admit(_Member(feats, tids, buckets, counts))
         self._member_story[feats.key] = feats.story_id
         self._refresh(story)
-        for m in feats.marks:
-            story.marks[m] = story.marks.get(m, 0) + 1
-        for k in {kind_of(m) for m in feats.marks}:
-            story.kinds[k] = story.kinds.get(k, 0) + 1
         _count(self._df, buckets, counts, 1)
         self._docs += 1
         if feats.signature is not None and feats.scheme == fingerprint.SCHEME:
